@@ -1,0 +1,82 @@
+"""Grid and intensity transforms shared by preprocessing, training, evaluation and inference.
+
+All functions act on the last two axes ``(..., lat, lon)`` of numpy arrays (or torch tensors
+where noted) and are vectorised.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from precipdiff.data.contract import NEST
+
+TRANSFORMS = ("log1p", "none")
+
+
+def forward_transform(rate_mm_h, name: str = "log1p"):
+    """Intensity transform of rates in mm/h: ``log1p`` gives ``x = ln(1 + R / 1 mm h-1)``.
+
+    Invertible by :func:`inverse_transform`; NaN stays NaN. Works on numpy arrays and tensors.
+    """
+    if name == "log1p":
+        return np.log1p(rate_mm_h) if isinstance(rate_mm_h, np.ndarray) else torch.log1p(rate_mm_h)
+    if name == "none":
+        return rate_mm_h
+    raise ValueError(f"preprocessing.transform must be one of {TRANSFORMS}, got {name!r}")
+
+
+def inverse_transform(x, name: str = "log1p"):
+    """Inverse of :func:`forward_transform`, clipped at 0 mm/h (rates cannot be negative)."""
+    if name == "log1p":
+        if isinstance(x, np.ndarray):
+            return np.maximum(np.expm1(x), 0.0)
+        return torch.clamp(torch.expm1(x), min=0.0)
+    if name == "none":
+        return np.maximum(x, 0.0) if isinstance(x, np.ndarray) else torch.clamp(x, min=0.0)
+    raise ValueError(f"preprocessing.transform must be one of {TRANSFORMS}, got {name!r}")
+
+
+def pool(values: np.ndarray, method: str = "max", factor: int = NEST, max_missing: float = 0.5) -> np.ndarray:
+    """Coarsen ``(..., H, W)`` by ``factor`` with ``max`` (the paper's choice) or ``mean`` pooling.
+
+    A block with more than ``max_missing`` of its cells missing is NaN; otherwise NaN cells are
+    ignored (nanmax / nanmean over the valid cells).
+    """
+    *lead, h, w = values.shape
+    if h % factor or w % factor:
+        raise ValueError(f"pool: grid {h}x{w} is not a multiple of the factor {factor}")
+    blocks = values.reshape(*lead, h // factor, factor, w // factor, factor)
+    axes = (-3, -1)
+    missing = np.isnan(blocks).mean(axis=axes)
+    filled = np.where(np.isnan(blocks), -np.inf if method == "max" else 0.0, blocks)
+    if method == "max":
+        out = filled.max(axis=axes)
+    elif method == "mean":
+        out = filled.sum(axis=axes) / np.maximum((~np.isnan(blocks)).sum(axis=axes), 1)
+    else:
+        raise ValueError(f"preprocessing.pooling must be 'max' or 'mean', got {method!r}")
+    return np.where(missing > max_missing, np.nan, out).astype(values.dtype)
+
+
+def upsample(values, factor: int = NEST, method: str = "nearest"):
+    """Upsample ``(..., h, w)`` by ``factor``: ``nearest`` (block copy) or ``bilinear``.
+
+    Bilinear follows cell-centre geometry (``align_corners=False``, edge-replicated), so the
+    fine cell centres sit at ``(i + 0.5)/factor - 0.5`` coarse-cell units. Accepts numpy arrays
+    or torch tensors and returns the same type. NaN is propagated by nearest and spread by
+    bilinear to the neighbouring fine cells.
+    """
+    is_numpy = isinstance(values, np.ndarray)
+    x = torch.from_numpy(np.ascontiguousarray(values)) if is_numpy else values
+    lead = x.shape[:-2]
+    x4 = x.reshape(-1, 1, *x.shape[-2:])
+    if method == "nearest":
+        y = x4.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
+    elif method == "bilinear":
+        y = F.interpolate(x4, scale_factor=factor, mode="bilinear", align_corners=False)
+    else:
+        raise ValueError(f"upsampling method must be 'nearest' or 'bilinear', got {method!r}")
+    y = y.reshape(*lead, *y.shape[-2:])
+    return y.numpy() if is_numpy else y
