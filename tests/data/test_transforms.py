@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+import torch
+
+from precipdiff.data import transforms
+
+
+def test_log1p_round_trip_numpy_and_torch():
+    r = np.array([0.0, 0.05, 1.0, 12.5, 250.0, np.nan], np.float32)
+    x = transforms.forward_transform(r, "log1p")
+    np.testing.assert_allclose(transforms.inverse_transform(x, "log1p"), r, rtol=1e-6)
+    xt = transforms.forward_transform(torch.from_numpy(r), "log1p")
+    np.testing.assert_allclose(transforms.inverse_transform(xt, "log1p").numpy(), r, rtol=1e-6)
+    with pytest.raises(ValueError, match="preprocessing.transform"):
+        transforms.forward_transform(r, "sqrt")
+
+
+def test_max_pool_keeps_every_block_maximum():
+    rng = np.random.default_rng(0)
+    fine = rng.gamma(0.5, 2.0, size=(3, 40, 30)).astype(np.float32)
+    pooled = transforms.pool(fine, "max")
+    blocks = fine.reshape(3, 4, 10, 3, 10)
+    np.testing.assert_array_equal(pooled, blocks.max(axis=(2, 4)))
+    # every fine cell is <= its block's pooled value, and the maximum is attained in each block
+    up = transforms.upsample(pooled, 10, "nearest")
+    assert np.all(fine <= up)
+    assert np.all((fine == up).reshape(3, 4, 10, 3, 10).any(axis=(2, 4)))
+
+
+def test_pool_mean_and_missing_rule():
+    fine = np.ones((1, 10, 20), np.float32)
+    fine[0, :6, :10] = np.nan  # 60 % missing in block 0 → NaN; block 1 complete
+    fine[0, 0, 10] = 3.0
+    pooled = transforms.pool(fine, "mean", max_missing=0.5)
+    assert np.isnan(pooled[0, 0, 0]) and pooled[0, 0, 1] == pytest.approx(1.02)
+
+
+def test_bilinear_upsampling_preserves_linear_fields_in_the_interior():
+    lat = np.arange(6, dtype=np.float32)
+    coarse = np.broadcast_to(lat[:, None] * 2.0 + 1.0, (6, 6)).copy()[None]
+    fine = transforms.upsample(coarse, 10, "bilinear")
+    centres = (np.arange(60) + 0.5) / 10 - 0.5  # fine cell centres in coarse-index units
+    inner = (centres > 0) & (centres < 5)
+    np.testing.assert_allclose(fine[0, inner, 30], centres[inner] * 2 + 1, rtol=1e-5)
