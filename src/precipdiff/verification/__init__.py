@@ -1,0 +1,81 @@
+"""Verification scores for precipitation fields and ensembles (plain numpy/scipy).
+
+Conventions: ``obs`` (T, H, W), deterministic ``fcst`` (T, H, W), ``ens`` (T, M, H, W), rates in
+mm/h, NaN = missing and excluded everywhere. Scores over big test sets are streamed:
+``acc = Score(...)``; ``acc.accum(fcst, obs)`` per chunk; ``acc.compute()`` -> dict;
+``acc.records()`` -> rows for :func:`tidy`.
+
+=====================  ===================================================================
+module                 contents
+=====================  ===================================================================
+``continuous``         RMSE, MAE, bias, ratio of totals, correlation
+``probabilistic``      CRPS (standard, fair), spread-skill, rank histogram, Brier score
+``categorical``        POD/FAR/CSI/frequency bias; FSS (deterministic and ensemble)
+``spectral``           RAPSD of batches, PSD ratio, ratio at small scales, slope
+``intensity``          count / bias / RMSE per observed-intensity bin
+``artefacts``          seam ratio at block borders, over-smoothing flag
+``tables``             tidy score table (method, stage, metric, threshold, scale, value)
+=====================  ===================================================================
+"""
+
+from precipdiff.verification.artefacts import SeamStatistic, oversmoothing_flag, seam_ratio
+from precipdiff.verification.categorical import FSS, ContingencyScores, EnsembleFSS, fss
+from precipdiff.verification.continuous import (
+    ContinuousScores,
+    bias,
+    correlation,
+    mae,
+    ratio_of_totals,
+    rmse,
+    valid_pairs,
+)
+from precipdiff.verification.intensity import IntensityErrors
+from precipdiff.verification.probabilistic import (
+    BrierScores,
+    CRPSScores,
+    RankHistogram,
+    SpreadSkill,
+    crps_ensemble,
+    exceedance_probability,
+)
+from precipdiff.verification.spectral import (
+    RAPSD,
+    MeanPSD,
+    psd_ratio,
+    psd_ratio_at,
+    psd_slope,
+    rapsd,
+)
+from precipdiff.verification.tables import COLUMNS, tidy
+
+__all__ = [
+    "BrierScores",
+    "COLUMNS",
+    "CRPSScores",
+    "ContingencyScores",
+    "ContinuousScores",
+    "EnsembleFSS",
+    "FSS",
+    "IntensityErrors",
+    "MeanPSD",
+    "RAPSD",
+    "RankHistogram",
+    "SeamStatistic",
+    "SpreadSkill",
+    "bias",
+    "correlation",
+    "crps_ensemble",
+    "exceedance_probability",
+    "fss",
+    "mae",
+    "oversmoothing_flag",
+    "psd_ratio",
+    "psd_ratio_at",
+    "psd_slope",
+    "rapsd",
+    "ratio_of_totals",
+    "rmse",
+    "seam_ratio",
+    "tidy",
+    "valid_pairs",
+]
