@@ -1,0 +1,254 @@
+"""Ingest many IMERG and MRMS files, one UTC day at a time, decoding in parallel with dask.
+
+Memory stays bounded whatever the number of files: :func:`iter_days` yields one day (at most 24
+hourly fields per source) before reading the next, and 2-min ``PrecipRate`` files are averaged to
+hours inside the dask graph, so a day never holds more than one hour of 2-min fields per worker.
+
+**Which day a file belongs to.** Day ``D`` holds the data *observed during* ``D``: the hours ending
+01:00 … 24:00 UTC (hour ``H`` covers (H − 1 h, H], see :mod:`~precipdiff.data.align`). So the
+IMERG files of date ``D`` (half hours starting 00:00 … 23:30) all belong to ``D``, while the MRMS
+1-h file valid at 00:00 of ``D + 1`` (rain of 23:00–24:00 on ``D``) belongs to ``D`` too.
+
+**Schedulers** (``scheduler=``): ``None`` → dask's local ``"threads"`` (eccodes releases the GIL
+while decoding); ``"processes"`` / ``"synchronous"``; a ``"tcp://host:port"`` address → a
+``distributed.Client`` connected to that scheduler for the duration of the call / iteration; or an
+existing ``distributed.Client``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import dask
+import pandas as pd
+import xarray as xr
+
+from precipdiff.data.align import halfhours_to_hours, intersect_times, rates_to_hours
+from precipdiff.data.contract import validate, validate_pair
+from precipdiff.data.errors import ReaderError, reader_error
+from precipdiff.data.imerg import read_imerg
+from precipdiff.data.mrms import RATE_PRODUCTS, parse_name, read_mrms
+
+log = logging.getLogger(__name__)
+_IMERG_NAME = re.compile(r"3IMERG\.(\d{8})-S(\d{6})-E(\d{6})")
+
+
+def discover(directory: str | Path, pattern: str = "*") -> list[Path]:
+    """Sorted files in ``directory`` matching the glob ``pattern`` (``"**/*.grib2*"`` recurses).
+
+    Raises :class:`ReaderError` naming the directory if it does not exist or nothing matches.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise reader_error(directory, "not a directory")
+    paths = sorted(p for p in directory.glob(pattern) if p.is_file())
+    if not paths:
+        raise reader_error(directory, f"no files match {pattern!r}")
+    return paths
+
+
+def end_time(path: str | Path) -> pd.Timestamp:
+    """End of the interval a file's data describe, from its name (UTC).
+
+    IMERG ``…3IMERG.YYYYMMDD-SHHMMSS-EHHMMSS…``: start + 30 min; MRMS: the valid time.
+    """
+    path = Path(path)
+    match = _IMERG_NAME.search(path.name)
+    if match:
+        return pd.Timestamp(f"{match[1]}T{match[2]}") + pd.Timedelta(minutes=30)
+    if path.name.endswith((".grib2", ".grib2.gz")):
+        return parse_name(path)[1]
+    raise reader_error(path, "cannot tell the time from the name (neither IMERG …3IMERG.YYYYMMDD-SHHMMSS-… "
+                             "nor MRMS …_YYYYMMDD-HHMMSS.grib2[.gz])")
+
+
+def observed_day(path: str | Path) -> dt.date:
+    """UTC day whose data the file holds: the start date of the hour (H − 1 h, H] it counts toward."""
+    return (end_time(path).ceil("h") - pd.Timedelta(hours=1)).date()
+
+
+def group_by_day(paths: Iterable[str | Path]) -> dict[dt.date, list[Path]]:
+    """Files grouped by :func:`observed_day`, days ascending, files sorted by time within a day."""
+    days: dict[dt.date, list[Path]] = defaultdict(list)
+    for path in paths:
+        days[observed_day(path)].append(Path(path))
+    return {day: sorted(days[day], key=end_time) for day in sorted(days)}
+
+
+@contextlib.contextmanager
+def dask_scheduler(scheduler=None):
+    """Yield something ``dask.compute(..., scheduler=)`` accepts (see the module docstring)."""
+    if isinstance(scheduler, str) and "://" in scheduler:
+        from distributed import Client  # lazy: only needed for a remote cluster
+
+        with Client(scheduler) as client:
+            yield client
+    else:
+        yield "threads" if scheduler is None else scheduler
+
+
+def ingest_day(
+    imerg_paths: Sequence[str | Path],
+    mrms_paths: Sequence[str | Path],
+    box: Mapping[str, float],
+    *,
+    scheduler=None,
+    on_error: str = "raise",
+    step_minutes: int = 2,
+) -> tuple[xr.Dataset | None, xr.Dataset, dict]:
+    """Read, align and validate one batch (normally one day) of IMERG and MRMS files.
+
+    Parameters
+    ----------
+    imerg_paths
+        IMERG half-hourly files; empty for radar-only ingestion (the satellite is then ``None``).
+    mrms_paths
+        MRMS files of **one** product: 1-h accumulations (only top-of-hour files are used) or
+        2-min ``PrecipRate`` (averaged to complete hours).
+    box
+        ``{lat_min, lat_max, lon_min, lon_max}`` in degrees.
+    scheduler
+        See the module docstring.
+    on_error
+        ``"raise"`` (default) or ``"skip"``: unreadable files are left out and listed in the report.
+    step_minutes
+        Sampling interval of ``PrecipRate`` files (minutes).
+
+    Returns
+    -------
+    (satellite_hourly | None, radar_hourly, report)
+        Canonical hourly datasets on the same hours, and a dict of counts (files read, hours kept,
+        hours dropped as incomplete, files skipped, errors, seconds).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    start = time.perf_counter()
+    product, radar_paths, n_off_hour = _select_mrms(mrms_paths)
+    radar_tasks = _radar_tasks(product, radar_paths, dict(box), step_minutes, on_error)
+    sat_tasks = [dask.delayed(_guarded)(read_imerg, p, dict(box), on_error) for p in imerg_paths]
+    with dask_scheduler(scheduler) as sched:
+        radar_parts, sat_parts = dask.compute(radar_tasks, sat_tasks, scheduler=sched)
+    radar, n_rate_dropped, errors = _collect(radar_parts, "radar")
+    sat, n_half_dropped = None, 0
+    if imerg_paths:
+        halfhours, _, sat_errors = _collect(sat_parts, "satellite")
+        errors.update(sat_errors)
+        sat, n_half_dropped = halfhours_to_hours(halfhours)
+        sat, radar = intersect_times(sat, radar)
+        validate_pair(sat, radar)
+    else:
+        validate(radar, "radar")
+    report = {
+        "imerg_files": len(imerg_paths), "mrms_files": len(radar_paths), "mrms_product": product,
+        "mrms_files_off_the_hour": n_off_hour, "hours": int(radar.sizes["time"]),
+        "hours_dropped_incomplete_halfhours": n_half_dropped, "hours_dropped_incomplete_rates": n_rate_dropped,
+        "errors": errors, "seconds": round(time.perf_counter() - start, 3),
+    }
+    return sat, radar, report
+
+
+def _select_mrms(paths: Sequence[str | Path]) -> tuple[str, list[Path], int]:
+    """The single product of ``paths``, the files to read and how many off-the-hour files were set aside."""
+    if not paths:
+        raise ReaderError("ingest_day: no MRMS files given (the radar is the target; it cannot be empty)")
+    named = [(Path(p), *parse_name(p)) for p in paths]
+    products = sorted({product for _, product, _ in named})
+    if len(products) > 1:
+        raise ReaderError(f"ingest_day: MRMS files mix products {products} (e.g. {named[0][0]}); "
+                          "ingest one product at a time")
+    keep = [(t, p) for p, _, t in named if products[0] in RATE_PRODUCTS or (t.minute == 0 and t.second == 0)]
+    return products[0], [p for _, p in sorted(keep)], len(named) - len(keep)
+
+
+def _guarded(reader, path, box, on_error):
+    """Run ``reader(path, box)``; with ``on_error="skip"`` return the ReaderError message instead."""
+    try:
+        return reader(path, box)
+    except (ReaderError, FileNotFoundError) as exc:
+        if on_error == "raise":
+            raise
+        log.warning("skipping %s", exc)
+        return {"path": str(path), "error": str(exc)}
+
+
+def _radar_tasks(product, paths, box, step_minutes, on_error) -> list:
+    reads = {p: dask.delayed(_guarded)(read_mrms, p, box, on_error) for p in paths}
+    if product not in RATE_PRODUCTS:
+        return list(reads.values())
+    by_hour: dict[pd.Timestamp, list] = defaultdict(list)
+    for path, task in reads.items():
+        by_hour[parse_name(path)[1].ceil("h")].append(task)  # sample at t counts toward the hour ending ceil(t)
+    return [dask.delayed(_rates_hour)(by_hour[h], step_minutes) for h in sorted(by_hour)]
+
+
+def _rates_hour(parts: list, step_minutes: int):
+    """Average one hour of 2-min rates inside the graph (so 2-min fields never pile up)."""
+    good = [p for p in parts if isinstance(p, xr.Dataset)]
+    errors = [p for p in parts if not isinstance(p, xr.Dataset)]
+    if not good:
+        return {"dropped": 1, "errors": errors}
+    hourly, dropped = rates_to_hours(_concat(good), step_minutes=step_minutes)
+    return {"hourly": hourly, "dropped": dropped, "errors": errors}
+
+
+def _collect(parts: list, kind: str) -> tuple[xr.Dataset, int, dict[str, str]]:
+    """Concatenate read results, count dropped hours, gather skipped-file errors."""
+    datasets, dropped, errors = [], 0, {}
+    for part in parts:
+        if isinstance(part, xr.Dataset):
+            datasets.append(part)
+            continue
+        for err in ([part] if "path" in part else part.get("errors", [])):
+            errors[err["path"]] = err["error"]
+        dropped += part.get("dropped", 0)
+        if part.get("hourly") is not None and part["hourly"].sizes["time"]:
+            datasets.append(part["hourly"])
+    if not datasets:
+        raise ReaderError(f"ingest_day: no readable {kind} data ({len(errors)} files failed: {list(errors)[:3]})")
+    return _concat(datasets), dropped, errors
+
+
+def _concat(datasets: list[xr.Dataset]) -> xr.Dataset:
+    out = xr.concat(datasets, dim="time", combine_attrs="override").sortby("time")
+    out.attrs.pop("source_file", None)
+    out.attrs["source_files"] = str(len(datasets))
+    return out
+
+
+def iter_days(
+    imerg_paths: Sequence[str | Path],
+    mrms_paths: Sequence[str | Path],
+    box: Mapping[str, float],
+    *,
+    skip_days: Iterable[dt.date | str] = (),
+    scheduler=None,
+    on_error: str = "raise",
+) -> Iterator[tuple[xr.Dataset | None, xr.Dataset, dict]]:
+    """Yield ``(satellite_hourly | None, radar_hourly, report)`` for each UTC day, one at a time.
+
+    Days come from :func:`group_by_day` of the MRMS files; with IMERG files, days lacking either
+    source are skipped (logged). ``skip_days`` (dates or ``"YYYY-MM-DD"``) are not read, e.g. days
+    already ingested. One scheduler (or ``distributed.Client``) serves all days; see
+    :func:`ingest_day` for the rest.
+    """
+    radar_days = group_by_day(mrms_paths)
+    sat_days = group_by_day(imerg_paths) if imerg_paths else {}
+    skip = {d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)) for d in skip_days}
+    with dask_scheduler(scheduler) as sched:
+        for day, radar_files in radar_days.items():
+            if day in skip:
+                continue
+            if imerg_paths and day not in sat_days:
+                log.warning("iter_days: %s has MRMS files but no IMERG file; skipped", day)
+                continue
+            sat, radar, report = ingest_day(sat_days.get(day, []), radar_files, box, scheduler=sched,
+                                            on_error=on_error)
+            yield sat, radar, {"day": day.isoformat(), **report}
+
