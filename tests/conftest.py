@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import precipdiff  # noqa: F401  (loads the system SQLite before any test imports eccodes)
+
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
