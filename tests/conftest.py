@@ -43,6 +43,12 @@ def run_kedro(project: Path, pipelines: list[str], env: str = "test", params: di
         with KedroSession.create(project_path=project, env=env, runtime_params=params or {}) as session:
             return session.run(pipeline_names=pipelines)
     finally:
+        import mlflow
+
+        # kedro-mlflow re-opens the run (nested) before every node and closes it once: in a
+        # long-lived process the stack keeps it open. Close it while the relative URI points here.
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
         os.chdir(cwd)
 
 
