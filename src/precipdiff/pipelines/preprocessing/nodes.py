@@ -138,7 +138,8 @@ def build_model_inputs(satellite, radar_coarse, radar, splits: pd.DataFrame, par
     )
     fine = xr.Dataset({"radar": _transformed(radar[VARIABLE].values, name, "radar at 0.01°")},
                       coords={c: radar[c] for c in ("time", "lat", "lon")})
-    attrs = {"Conventions": "CF-1.8", "transform": name, "pooling": params["pooling"]}
+    attrs = {"Conventions": "CF-1.8", "transform": name, "pooling": params["pooling"],
+             "upsampling": params["upsampling"]}
     coarse.attrs.update(attrs, title="precipdiff coarse (0.1°) model input")
     fine.attrs.update(attrs, title="precipdiff fine (0.01°) model input")
     return _with_split(coarse, splits), _with_split(fine, splits)

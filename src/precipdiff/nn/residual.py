@@ -1,0 +1,158 @@
+"""Residual model: normalisation around the network, graphcast-style, so the U-Net sees unit-scale data.
+
+Physical (transformed-intensity) residual ``r`` and conditioning ``c`` enter as
+
+* ``c_n = (c − cond_mean) / cond_std`` per channel, NaN → 0 (i.e. the channel mean);
+* ``r_s = r / residual_scale`` — the EDM data ``y`` (σ, σ_data and the losses live in these units).
+
+Two objectives share this wrapper and the :class:`~precipdiff.nn.unet.UNet`:
+
+* ``"edm"``: ``forward(x, σ, c_n) = D(x; σ)`` through :class:`~precipdiff.nn.precond.EDMPrecond`;
+  :meth:`ResidualModel.sample` draws an ensemble with :func:`~precipdiff.nn.sampler.edm_sampler`.
+* ``"regression"``: the same U-Net with a zero ``x`` slot and noise label 0 (so both objectives have
+  identical architectures and configs); :meth:`ResidualModel.predict` returns the mean residual.
+
+A model is persisted as ``(model_config, state_dict)``: :func:`build_model` rebuilds it from the
+plain-dict config (see :func:`model_config`), then ``load_state_dict`` restores weights and buffers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from precipdiff.nn.precond import EDMPrecond
+from precipdiff.nn.sampler import edm_sampler
+from precipdiff.nn.unet import UNet
+
+OBJECTIVES = ("edm", "regression")
+FORMAT_VERSION = 1
+
+
+class ResidualModel(nn.Module):
+    """Network + normalisation buffers for one residual (correction or downscaling) model.
+
+    Parameters
+    ----------
+    net : UNet
+        ``in_channels = 1 + cond_channels``, ``out_channels = 1``.
+    objective : {"edm", "regression"}
+    cond_mean, cond_std : sequence of float
+        Per-channel statistics of the conditioning (physical units of each channel).
+    residual_scale : float
+        Residual units per unit of the network's data space (transformed-intensity units).
+    sigma_data : float
+        EDM σ_data in scaled units (ignored for regression).
+    """
+
+    def __init__(self, net: UNet, objective: str, cond_mean: Sequence[float], cond_std: Sequence[float],
+                 residual_scale: float = 1.0, sigma_data: float = 1.0):
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"ResidualModel: objective must be one of {OBJECTIVES}; got {objective!r}")
+        self.objective = objective
+        # One owner per weight, so the state_dict holds it once: "precond.net.*" or "regressor.*".
+        self.precond = EDMPrecond(net, sigma_data) if objective == "edm" else None
+        self.regressor = net if objective == "regression" else None
+        self.register_buffer("cond_mean", torch.as_tensor(cond_mean, dtype=torch.float32).reshape(-1))
+        self.register_buffer("cond_std", torch.as_tensor(cond_std, dtype=torch.float32).reshape(-1))
+        self.register_buffer("residual_scale", torch.as_tensor(float(residual_scale), dtype=torch.float32))
+
+    @property
+    def net(self) -> UNet:
+        """The U-Net, whichever objective owns it."""
+        return self.precond.net if self.precond is not None else self.regressor
+
+    def normalise_cond(self, cond: torch.Tensor) -> torch.Tensor:
+        """``(cond − mean) / std`` per channel with missing values (NaN) set to 0."""
+        if cond.shape[1] != self.cond_mean.numel():
+            raise ValueError(f"ResidualModel: cond has {cond.shape[1]} channels (B, C, H, W); the model "
+                             f"was trained with {self.cond_mean.numel()}")
+        cond = (cond.float() - self.cond_mean[:, None, None]) / self.cond_std[:, None, None]
+        return torch.nan_to_num(cond, nan=0.0)
+
+    def forward(self, x: torch.Tensor | None, sigma: torch.Tensor | float | None, cond: torch.Tensor) -> torch.Tensor:
+        """Training-space forward on *scaled* ``x`` and *normalised* ``cond``.
+
+        ``"edm"``: the denoiser ``D(x; σ)``. ``"regression"``: the mean residual; ``x`` and ``sigma`` are ignored.
+        """
+        if self.precond is not None:
+            return self.precond(x, sigma, cond)
+        b, _, h, w = cond.shape
+        empty_x = torch.zeros(b, 1, h, w, dtype=cond.dtype, device=cond.device)
+        return self.regressor(torch.cat([empty_x, cond], dim=1), torch.zeros(b, device=cond.device))
+
+    @torch.inference_mode()
+    def sample(self, cond: torch.Tensor, n_members: int = 1, generator: torch.Generator | None = None, *,
+               bf16: bool | None = None, **sampler_kwargs) -> torch.Tensor:
+        """Ensemble of residuals ``(B, n_members, 1, H, W)`` in physical units for ``cond`` ``(B, C, H, W)``.
+
+        All members are denoised as one batch (``repeat_interleave`` on the batch axis). Latents and
+        churn noise come from ``generator`` (drawn on its device); ``sampler_kwargs`` go to
+        :func:`~precipdiff.nn.sampler.edm_sampler` (``num_steps``, ``sigma_max``, ``S_churn``, ``solver`` …).
+        ``bf16``: run the network under bf16 autocast (default: on CUDA only; on CPU it is ~2.5× faster).
+        """
+        if self.precond is None:
+            raise TypeError("ResidualModel.sample: this is a 'regression' model; use predict()")
+        b, _, h, w = cond.shape
+        cond_n = self.normalise_cond(cond).repeat_interleave(n_members, dim=0)
+        dtype = torch.float32 if cond.device.type == "mps" else torch.float64  # MPS has no float64
+        gen_device = generator.device if generator is not None else cond.device
+        latents = torch.randn(b * n_members, 1, h, w, generator=generator, device=gen_device).to(cond.device, dtype)
+        with _autocast(cond.device, bf16):
+            x = edm_sampler(self.precond, cond_n, latents, generator=generator, **sampler_kwargs)
+        return (x.float() * self.residual_scale).reshape(b, n_members, 1, h, w)
+
+    @torch.inference_mode()
+    def predict(self, cond: torch.Tensor, *, bf16: bool | None = None) -> torch.Tensor:
+        """Regression residual ``(B, 1, H, W)`` in physical units for ``cond`` ``(B, C, H, W)``; bf16 as in sample."""
+        if self.precond is not None:
+            raise TypeError("ResidualModel.predict: this is an 'edm' model; use sample()")
+        with _autocast(cond.device, bf16):
+            out = self(None, None, self.normalise_cond(cond))
+        return out.float() * self.residual_scale
+
+
+def _autocast(device: torch.device, bf16: bool | None):
+    """bf16 autocast if ``bf16`` (``None``: on CUDA only); MPS always runs fp32."""
+    enabled = device.type == "cuda" if bf16 is None else bool(bf16) and device.type in ("cuda", "cpu")
+    return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu", dtype=torch.bfloat16,
+                          enabled=enabled)
+
+
+def model_config(objective: str, cond_channels: int, unet: dict, *, cond_mean: Sequence[float],
+                 cond_std: Sequence[float], residual_scale: float, sigma_data: float) -> dict:
+    """The plain-dict (JSON/YAML-serialisable) description :func:`build_model` rebuilds a model from."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "objective": objective,
+        "cond_channels": int(cond_channels),
+        "unet": {"in_channels": 1 + int(cond_channels), "out_channels": 1, **_plain(unet)},
+        "sigma_data": float(sigma_data),
+        "cond_mean": [float(v) for v in cond_mean],
+        "cond_std": [float(v) for v in cond_std],
+        "residual_scale": float(residual_scale),
+    }
+
+
+def build_model(config: dict) -> ResidualModel:
+    """Rebuild a :class:`ResidualModel` from :func:`model_config`'s dict (weights then via ``load_state_dict``)."""
+    missing = {"objective", "cond_channels", "unet", "sigma_data", "cond_mean", "cond_std",
+               "residual_scale"} - set(config)
+    if missing:
+        raise KeyError(f"build_model: model_config lacks {sorted(missing)}; got keys {sorted(config)}")
+    if config.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
+        raise ValueError(f"build_model: model_config format_version {config['format_version']} "
+                         f"is not the supported {FORMAT_VERSION}")
+    unet = dict(config["unet"])
+    for key in ("channel_mult", "attn_levels"):
+        if key in unet:
+            unet[key] = tuple(unet[key])
+    return ResidualModel(UNet(**unet), config["objective"], config["cond_mean"], config["cond_std"],
+                         config["residual_scale"], config["sigma_data"])
+
+
+def _plain(unet: dict) -> dict:
+    return {k: list(v) if isinstance(v, (tuple, list)) else v for k, v in unet.items()}

@@ -1,0 +1,186 @@
+"""The one template behind ``correction_training`` and ``downscaling_training``.
+
+Both pipelines are ``residual_training_pipeline(stage, pairs_node)``: they differ only in how the
+(condition, residual) pairs are made and in their parameters (``parameters_<stage>_training.yml``).
+
+* correction: condition = satellite (0.1°), residual = radar max-pooled to 0.1° − satellite;
+* downscaling: condition = radar 0.1° upsampled to 0.01° (at inference: the *corrected* field),
+  residual = radar 0.01° − condition.
+
+All in the transformed intensity space (``log1p``) of ``05_model_input``. Static channels
+(latitude/longitude in degrees) can be appended to the condition so the models learn
+location-dependent errors (orography); the models normalise every channel themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+from kedro.pipeline import Node, Pipeline, node, pipeline
+
+from precipdiff.data import transforms
+from precipdiff.training.artifact import TrainedModel
+from precipdiff.training.loop import train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingPairs:
+    """Condition ``(T, C, H, W)``, base field and residual ``(T, 1, H, W)`` on one grid.
+
+    ``target = base + residual`` in transformed units; ``cond[:, 0] == base[:, 0]``.
+    """
+
+    cond: np.ndarray
+    base: np.ndarray
+    residual: np.ndarray
+    times: np.ndarray
+    split: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    channels: list[str]
+    transform: str
+    upsampling: str
+
+
+def static_channels(lat: np.ndarray, lon: np.ndarray, names: list[str], n_times: int) -> np.ndarray:
+    """``(T, len(names), H, W)`` broadcast views of latitude / longitude in degrees."""
+    grids = {"lat": np.broadcast_to(lat[:, None], (lat.size, lon.size)),
+             "lon": np.broadcast_to(lon[None, :], (lat.size, lon.size))}
+    unknown = set(names) - set(grids)
+    if unknown:
+        raise ValueError(f"training.static_channels: unknown {sorted(unknown)}; use any of {sorted(grids)}")
+    if not names:
+        return np.empty((n_times, 0, lat.size, lon.size), np.float32)
+    stack = np.stack([grids[n] for n in names]).astype(np.float32)
+    return np.broadcast_to(stack[None], (n_times, *stack.shape))
+
+
+def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -> TrainingPairs:
+    names = list(params.get("static_channels", []))
+    lat, lon = ds["lat"].values, ds["lon"].values
+    cond = np.concatenate([base[:, None], static_channels(lat, lon, names, len(base))], axis=1)
+    return TrainingPairs(cond=np.ascontiguousarray(cond, dtype=np.float32), base=base[:, None],
+                         residual=(target - base)[:, None].astype(np.float32), times=ds["time"].values,
+                         split=ds["split"].values.astype(str), lat=lat, lon=lon,
+                         channels=["base", *names], transform=ds.attrs["transform"],
+                         upsampling=ds.attrs["upsampling"])
+
+
+def correction_pairs(coarse: xr.Dataset, params: dict) -> TrainingPairs:
+    """Satellite → radar pooled to 0.1°: residual = radar − satellite (transformed units)."""
+    return _pairs(coarse["satellite"].values, coarse["radar"].values, coarse, params)
+
+
+def downscaling_pairs(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> TrainingPairs:
+    """Radar 0.1° upsampled → radar 0.01°: residual = radar − upsampled (transformed units)."""
+    base = transforms.upsample(coarse["radar"].values, 10, fine.attrs["upsampling"])
+    return _pairs(base, fine["radar"].values, fine, params)
+
+
+def _patch_table(patches: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """Training/validation patches with sampling weight = floor + wet fraction."""
+    keep = patches[patches.split.isin(["train", "validation"])
+                   & (patches.valid_fraction >= float(params["min_valid_fraction"]))]
+    return keep.assign(weight=float(params["wet_weight_floor"]) + keep.wet_fraction)
+
+
+def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
+    return {"stage": params["stage"], "objective": objective, "transform": pairs.transform,
+            "channels": pairs.channels, "upsampling": pairs.upsampling,
+            "sampler": dict(params.get("sampler", {})),
+            "domain": {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),
+                       "lon_min": float(pairs.lon.min()), "lon_max": float(pairs.lon.max())},
+            "train_period": [str(pairs.times[pairs.split == "train"].min()),
+                             str(pairs.times[pairs.split == "train"].max())]}
+
+
+def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: str):
+    key = "diffusion" if objective == "edm" else "regression"
+    cfg = {k: v for k, v in params[key].items() if k != "enabled"}
+    cfg["patch_size"] = int(patches["size"].iloc[0])  # one source of truth: preprocessing.patches
+    ckpt = params.get("checkpoint_dir")
+    result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, objective=objective,
+                   checkpoint_dir=f"{ckpt}/{key}" if ckpt else None, seed=int(params["seed"]))
+    model = TrainedModel(result.model_config, result.model.cpu().eval(), _info(pairs, params, objective))
+    return model, history_metrics(result.history, key)
+
+
+def history_metrics(history: pd.DataFrame, prefix: str) -> dict:
+    """Per-epoch losses as kedro-mlflow metric histories ``{name: [{"value", "step"}]}``."""
+    out = {}
+    for col in ("train_loss", "val_loss", "lr", "samples_per_s"):
+        if col in history:
+            out[f"{prefix}_{col}"] = [{"value": float(v), "step": int(s)}
+                                      for v, s in zip(history[col], history["epoch"]) if np.isfinite(v)]
+    return out
+
+
+def train_diffusion(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
+    """EDM diffusion model of the residual (EMA weights) and its loss curves."""
+    return _fit(pairs, patches, params, "edm")
+
+
+def train_regression(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
+    """Deterministic U-Net (MSE) of the residual — the CorrDiff-style baseline; None when disabled."""
+    if not params["regression"].get("enabled", True):
+        log.info("%s: regression baseline disabled (regression.enabled: false)", params["stage"])
+        return None, {}
+    return _fit(pairs, patches, params, "regression")
+
+
+def _rmse_mm_h(pred_t: np.ndarray, target_t: np.ndarray, transform: str) -> float:
+    diff = transforms.inverse_transform(pred_t, transform) - transforms.inverse_transform(target_t, transform)
+    return float(np.sqrt(np.nanmean(diff**2)))
+
+
+def validation_skill(diffusion: TrainedModel, regression: TrainedModel | None, pairs: TrainingPairs,
+                     params: dict) -> dict:
+    """RMSE (mm/h) on validation hours: the condition as is, one diffusion sample, the regression.
+
+    A quick check that training worked (the full comparison is the ``evaluation`` pipeline's):
+    the wettest ``validation_hours`` validation hours, whole fields, one member, fixed seed.
+    """
+    val = np.flatnonzero(pairs.split == "validation")
+    wet = np.nan_to_num(pairs.residual[val] + pairs.base[val]).mean(axis=(1, 2, 3))
+    idx = np.sort(val[np.argsort(wet)[::-1][: int(params["validation_hours"])]])
+    cond, base = torch.from_numpy(pairs.cond[idx]), pairs.base[idx]
+    target = base + pairs.residual[idx]
+    gen = torch.Generator().manual_seed(int(params["seed"]))
+    sample = diffusion.model.sample(cond, 1, gen, **params.get("sampler", {}))[:, 0].numpy()
+    out = {"val_rmse_condition_mm_h": _rmse_mm_h(base, target, pairs.transform),
+           "val_rmse_diffusion_sample_mm_h": _rmse_mm_h(base + sample, target, pairs.transform)}
+    if regression is not None:
+        out["val_rmse_regression_mm_h"] = _rmse_mm_h(base + regression.model.predict(cond).numpy(),
+                                                     target, pairs.transform)
+    log.info("%s validation RMSE (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
+    return {k: [{"value": v, "step": 0}] for k, v in out.items()}
+
+
+def residual_training_pipeline(stage: str, pairs: Node) -> Pipeline:
+    """The shared template, namespaced by ``stage`` (``correction`` | ``downscaling``)."""
+    template = Pipeline([
+        pairs,
+        node(train_diffusion, ["training_pairs", "patches", "params:training"],
+             ["diffusion_model", "diffusion_history"], name="train_diffusion"),
+        node(train_regression, ["training_pairs", "patches", "params:training"],
+             ["regression_model", "regression_history"], name="train_regression"),
+        node(validation_skill, ["diffusion_model", "regression_model", "training_pairs", "params:training"],
+             "validation_skill", name="validation_skill"),
+    ])
+    patches = {"correction": "coarse_patches", "downscaling": "fine_patches"}[stage]
+    return pipeline(template, namespace=stage, inputs=_inputs(template, patches),
+                    parameters={"params:training": f"params:{stage}_training"})
+
+
+def _inputs(template: Pipeline, patches: str) -> dict:
+    free = {i for i in template.inputs() if not i.startswith("params:")}
+    mapping = {i: i for i in free if i != "patches"}
+    mapping["patches"] = patches
+    return mapping

@@ -1,0 +1,1 @@
+"""Serving precipdiff models through MLflow (pyfunc "models from code": no pickled objects)."""
