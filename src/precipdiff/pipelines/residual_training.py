@@ -25,6 +25,7 @@ from kedro.pipeline import Node, Pipeline, node, pipeline
 
 from precipdiff.data import transforms
 from precipdiff.training.artifact import TrainedModel
+from precipdiff.training.launch import train_distributed
 from precipdiff.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,14 @@ def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: s
     cfg = {k: v for k, v in params[key].items() if k != "enabled"}
     cfg["patch_size"] = int(patches["size"].iloc[0])  # one source of truth: preprocessing.patches
     ckpt = params.get("checkpoint_dir")
-    result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, objective=objective,
-                   checkpoint_dir=f"{ckpt}/{key}" if ckpt else None, seed=int(params["seed"]))
+    kwargs = {"objective": objective, "checkpoint_dir": f"{ckpt}/{key}" if ckpt else None,
+              "seed": int(params["seed"])}
+    nproc = int(params.get("nproc_per_node", 1))
+    if nproc > 1:  # DDP: torchrun workers run the same train(); this process keeps Kedro + MLflow
+        result = train_distributed(pairs.cond, pairs.residual, _patch_table(patches, params), cfg,
+                                   nproc_per_node=nproc, **kwargs)
+    else:
+        result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, **kwargs)
     model = TrainedModel(result.model_config, result.model.cpu().eval(), _info(pairs, params, objective))
     return model, history_metrics(result.history, key)
 

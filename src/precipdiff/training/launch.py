@@ -1,0 +1,77 @@
+"""Run :func:`~precipdiff.training.loop.train` on several processes with ``torchrun`` (DDP).
+
+The Kedro node stays one process (one MLflow run, one catalog): it writes its inputs to a
+temporary folder, launches ``torchrun --standalone --nproc_per_node=N -m precipdiff.training.launch
+<folder>``, and reads back what rank 0 wrote (a ``state_dict`` loaded with ``weights_only=True``,
+the JSON model config, the history). Each worker runs the very same :func:`train` (NCCL on GPUs,
+Gloo on CPU), so multi-GPU and single-process training are one code path.
+
+Multi-node: run the worker module yourself on every node with torchrun's rendezvous options
+(``torchrun --nnodes=2 --nproc_per_node=8 --rdzv_backend=c10d --rdzv_endpoint=host:29400
+-m precipdiff.training.launch <shared folder>``) on a folder written by :func:`write_job`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from precipdiff.nn.residual import build_model
+from precipdiff.training.loop import TrainResult, train
+
+
+def write_job(folder: Path, cond, residual, patches: pd.DataFrame, config: dict, *, objective: str,
+              checkpoint_dir, seed: int) -> None:
+    """Inputs of one training job, readable by every worker (memory-mapped arrays)."""
+    np.save(folder / "cond.npy", np.ascontiguousarray(cond))
+    np.save(folder / "residual.npy", np.ascontiguousarray(residual))
+    patches.to_parquet(folder / "patches.parquet")
+    job = {"config": config, "objective": objective, "seed": int(seed),
+           "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
+    (folder / "job.json").write_text(json.dumps(job, default=str))
+
+
+def run_worker(folder: Path) -> None:
+    """Worker entry point: train on this rank; rank 0 writes the result into ``folder``."""
+    job = json.loads((folder / "job.json").read_text())
+    result = train(np.load(folder / "cond.npy", mmap_mode="r"), np.load(folder / "residual.npy", mmap_mode="r"),
+                   pd.read_parquet(folder / "patches.parquet"), job["config"], objective=job["objective"],
+                   checkpoint_dir=job["checkpoint_dir"], seed=job["seed"], progress=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        torch.save(result.state_dict, folder / "state_dict.pt")
+        (folder / "result.json").write_text(json.dumps(
+            {"model_config": result.model_config, "normalisation": result.normalisation}, default=float))
+        result.history.to_parquet(folder / "history.parquet")
+
+
+def train_distributed(cond, residual, patches: pd.DataFrame, config: dict, *, objective: str,
+                      checkpoint_dir, seed: int, nproc_per_node: int) -> TrainResult:
+    """:func:`train` on ``nproc_per_node`` local processes launched by ``torchrun``."""
+    with tempfile.TemporaryDirectory(prefix="precipdiff-ddp-") as tmp:
+        folder = Path(tmp)
+        write_job(folder, cond, residual, patches, config, objective=objective,
+                  checkpoint_dir=checkpoint_dir, seed=seed)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc_per_node={int(nproc_per_node)}", "-m", "precipdiff.training.launch", str(folder)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0 or not (folder / "state_dict.pt").exists():
+            raise RuntimeError(f"torchrun training failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
+        meta = json.loads((folder / "result.json").read_text())
+        state = torch.load(folder / "state_dict.pt", map_location="cpu", weights_only=True)
+        model = build_model(meta["model_config"])
+        model.load_state_dict(state)
+        return TrainResult(model=model, model_config=meta["model_config"], state_dict=state,
+                           history=pd.read_parquet(folder / "history.parquet"),
+                           normalisation=meta["normalisation"])
+
+
+if __name__ == "__main__":
+    run_worker(Path(sys.argv[1]))
