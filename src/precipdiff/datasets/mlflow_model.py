@@ -63,10 +63,11 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel | None, TrainedMod
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             client = MlflowClient()
-            for key in ("stage", "objective", "transform"):
+            for key in ("stage", "objective", "transform", "data_fingerprint"):
                 client.set_model_version_tag(self._registered, str(version), key, str(data.info.get(key)))
             data.info["registered"] = {"name": self._registered, "version": str(version),
                                        "run_id": mlflow.active_run().info.run_id}
+            mlflow.set_tag(f"{self._name}.data_fingerprint", data.info.get("data_fingerprint"))
 
     def load(self) -> TrainedModel:
         if self._last is not None:

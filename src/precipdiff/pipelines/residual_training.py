@@ -14,6 +14,7 @@ location-dependent errors (orography); the models normalise every channel themse
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -92,8 +93,17 @@ def _patch_table(patches: pd.DataFrame, params: dict) -> pd.DataFrame:
     return keep.assign(weight=float(params["wet_weight_floor"]) + keep.wet_fraction)
 
 
+def data_fingerprint(pairs: TrainingPairs) -> str:
+    """SHA-256 (first 16 hex digits) of the training arrays, times and split: the data version."""
+    digest = hashlib.sha256()
+    for arr in (pairs.cond, pairs.residual, pairs.times.astype("datetime64[s]"), pairs.split):
+        digest.update(np.ascontiguousarray(arr).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
     return {"stage": params["stage"], "objective": objective, "transform": pairs.transform,
+            "data_fingerprint": data_fingerprint(pairs),
             "channels": pairs.channels, "upsampling": pairs.upsampling,
             "sampler": dict(params.get("sampler", {})),
             "domain": {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),

@@ -1,0 +1,78 @@
+"""The shared training template: pairs, patch weights, metric histories, pipeline wiring."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from precipdiff.data import transforms
+from precipdiff.pipelines import correction_training, downscaling_training
+from precipdiff.pipelines import residual_training as rt
+
+
+def _ds(values, res, attrs, split):
+    t, h, w = values.shape
+    ds = xr.Dataset({k: (("time", "lat", "lon"), v) for k, v in values.items()} if isinstance(values, dict)
+                    else {"radar": (("time", "lat", "lon"), values)},
+                    coords={"time": pd.date_range("2022", periods=t, freq="h"),
+                            "lat": 47 + res * (np.arange(h) + 0.5), "lon": -122 + res * (np.arange(w) + 0.5)})
+    ds.attrs.update(attrs)
+    return ds.assign_coords(split=("time", np.array(split)))
+
+
+@pytest.fixture
+def inputs():
+    rng = np.random.default_rng(0)
+    attrs = {"transform": "log1p", "upsampling": "bilinear"}
+    split = ["train", "train", "validation"]
+    sat, rad_c = rng.random((3, 2, 3), dtype=np.float32), rng.random((3, 2, 3), dtype=np.float32)
+    coarse = _ds(rad_c, 0.1, attrs, split).assign(satellite=(("time", "lat", "lon"), sat))
+    fine = _ds(rng.random((3, 20, 30), dtype=np.float32), 0.01, attrs, split)
+    return coarse, fine
+
+
+def test_correction_pairs_residual_and_static_channels(inputs):
+    coarse, _ = inputs
+    pairs = rt.correction_pairs(coarse, {"static_channels": ["lat", "lon"]})
+    assert pairs.cond.shape == (3, 3, 2, 3) and pairs.channels == ["base", "lat", "lon"]
+    np.testing.assert_allclose(pairs.base[:, 0] + pairs.residual[:, 0], coarse.radar.values, rtol=1e-6)
+    np.testing.assert_allclose(pairs.cond[1, 1, :, 0], coarse.lat.values)  # latitude channel, degrees
+
+
+def test_downscaling_pairs_use_the_preprocessing_upsampling(inputs):
+    coarse, fine = inputs
+    pairs = rt.downscaling_pairs(coarse, fine, {"static_channels": []})
+    expected = transforms.upsample(coarse.radar.values, 10, "bilinear")
+    np.testing.assert_allclose(pairs.base[:, 0], expected, rtol=1e-6)
+    np.testing.assert_allclose(pairs.residual[:, 0], fine.radar.values - expected, rtol=1e-5, atol=1e-6)
+
+
+def test_fingerprint_changes_with_the_data(inputs):
+    coarse, _ = inputs
+    a = rt.correction_pairs(coarse, {"static_channels": []})
+    b = rt.correction_pairs(coarse.assign(radar=coarse.radar + 0.01), {"static_channels": []})
+    assert rt.data_fingerprint(a) == rt.data_fingerprint(rt.correction_pairs(coarse, {"static_channels": []}))
+    assert rt.data_fingerprint(a) != rt.data_fingerprint(b)
+
+
+def test_patch_table_weights_and_filters():
+    patches = pd.DataFrame({"split": ["train", "validation", "test", "train"], "wet_fraction": [0.5, 0.2, 0.9, 0.4],
+                            "valid_fraction": [1.0, 1.0, 1.0, 0.5]})
+    table = rt._patch_table(patches, {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05})
+    assert list(table.split) == ["train", "validation"]  # test split and mostly-missing patches dropped
+    np.testing.assert_allclose(table.weight, [0.55, 0.25])
+
+
+def test_history_metrics_format():
+    hist = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [np.nan, 0.4]})
+    out = rt.history_metrics(hist, "diffusion")
+    assert out["diffusion_train_loss"] == [{"value": 1.0, "step": 1}, {"value": 0.5, "step": 2}]
+    assert out["diffusion_val_loss"] == [{"value": 0.4, "step": 2}]
+
+
+def test_the_two_pipelines_are_one_template_in_two_namespaces():
+    c, d = correction_training.create_pipeline(), downscaling_training.create_pipeline()
+    strip = lambda p: sorted(n.name.split(".", 1)[1] for n in p.nodes)  # noqa: E731
+    assert strip(c) == strip(d)
+    assert "coarse_patches" in c.inputs() and "fine_patches" in d.inputs()
+    assert {"correction.diffusion_model", "correction.regression_model"} <= c.all_outputs()
