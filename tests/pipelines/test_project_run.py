@@ -29,7 +29,7 @@ def test_patch_index_and_statistics(tiny_project):
     fine = pd.read_parquet(tiny_project / "data/05_model_input/fine_patches.parquet")
     assert {"time", "time_index", "row", "col", "wet_fraction", "split"} <= set(fine.columns)
     assert fine.wet_fraction.between(0, 1).all() and set(fine["size"]) == {32}
-    stats = pd.read_parquet(tiny_project / "data/04_feature/statistics.parquet")
+    stats = pd.read_parquet(tiny_project / "data/05_model_input/statistics.parquet")
     assert {"residual_correction", "residual_downscaling"} <= set(stats.variable)
     splits = pd.read_parquet(tiny_project / "data/04_feature/splits.parquet")
     assert (splits.split == "gap").sum() == 8
