@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy", "mlflow", "precipdiff"]
 
 
-class MlflowResidualModelDataset(AbstractDataset[TrainedModel | None, TrainedModel | None]):
+class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
     """Save: log + register a :class:`TrainedModel` in the active MLflow run. Load: from the registry."""
 
     def __init__(self, *, name: str, registered_model_name: str, load_args: dict | None = None,
@@ -42,9 +42,9 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel | None, TrainedMod
         self._last: TrainedModel | None = None
         self.metadata = metadata
 
-    def save(self, data: TrainedModel | None) -> None:
+    def save(self, data: TrainedModel) -> None:
         self._last = data
-        if data is None:  # the stage is disabled by a parameter
+        if not data.enabled:  # the stage is disabled by a parameter: nothing to log
             return
         if mlflow.active_run() is None:
             log.warning("%s: no active MLflow run; the model is kept in memory only", self._registered)

@@ -27,6 +27,7 @@ from kedro.pipeline import Node, Pipeline, node, pipeline
 from precipdiff.data import transforms
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.launch import train_distributed
+from precipdiff.verification import crps_ensemble, mae, rmse
 from precipdiff.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -145,38 +146,42 @@ def train_diffusion(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
 
 
 def train_regression(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
-    """Deterministic U-Net (MSE) of the residual — the CorrDiff-style baseline; None when disabled."""
+    """Deterministic U-Net (MSE) of the residual — the CorrDiff-style baseline (a disabled stand-in
+    when ``regression.enabled`` is false)."""
     if not params["regression"].get("enabled", True):
         log.info("%s: regression baseline disabled (regression.enabled: false)", params["stage"])
-        return None, {}
+        return TrainedModel.disabled(params["stage"], "regression"), {}
     return _fit(pairs, patches, params, "regression")
 
 
-def _rmse_mm_h(pred_t: np.ndarray, target_t: np.ndarray, transform: str) -> float:
-    diff = transforms.inverse_transform(pred_t, transform) - transforms.inverse_transform(target_t, transform)
-    return float(np.sqrt(np.nanmean(diff**2)))
-
-
-def validation_skill(diffusion: TrainedModel, regression: TrainedModel | None, pairs: TrainingPairs,
+def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: TrainingPairs,
                      params: dict) -> dict:
-    """RMSE (mm/h) on validation hours: the condition as is, one diffusion sample, the regression.
+    """Quick skill check on the wettest ``validation_hours`` validation hours (mm/h, whole fields).
 
-    A quick check that training worked (the full comparison is the ``evaluation`` pipeline's):
-    the wettest ``validation_hours`` validation hours, whole fields, one member, fixed seed.
+    RMSE of the condition as is, of one diffusion member, of the mean of ``validation_members``
+    members and of the regression; fair CRPS (Ferro 2014) of the members against the MAE of the
+    condition (the CRPS of a deterministic field). A calibrated ensemble has one-member RMSE ≈ √2 ×
+    the RMSE of the conditional mean, so the one-member figure is not expected to beat the others.
+    The full comparison is the ``evaluation`` pipeline's.
     """
     val = np.flatnonzero(pairs.split == "validation")
     wet = np.nan_to_num(pairs.residual[val] + pairs.base[val]).mean(axis=(1, 2, 3))
     idx = np.sort(val[np.argsort(wet)[::-1][: int(params["validation_hours"])]])
     cond, base = torch.from_numpy(pairs.cond[idx]), pairs.base[idx]
-    target = base + pairs.residual[idx]
+    mm_h = lambda x: transforms.inverse_transform(x, pairs.transform)  # noqa: E731
+    target = mm_h(base + pairs.residual[idx])[:, 0]
     gen = torch.Generator().manual_seed(int(params["seed"]))
-    sample = diffusion.model.sample(cond, 1, gen, **params.get("sampler", {}))[:, 0].numpy()
-    out = {"val_rmse_condition_mm_h": _rmse_mm_h(base, target, pairs.transform),
-           "val_rmse_diffusion_sample_mm_h": _rmse_mm_h(base + sample, target, pairs.transform)}
-    if regression is not None:
-        out["val_rmse_regression_mm_h"] = _rmse_mm_h(base + regression.model.predict(cond).numpy(),
-                                                     target, pairs.transform)
-    log.info("%s validation RMSE (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
+    members = int(params.get("validation_members", 1))
+    ens = mm_h(base[:, None] + diffusion.model.sample(cond, members, gen, **params.get("sampler", {})).numpy())[:, :, 0]
+    out = {"val_rmse_condition_mm_h": rmse(mm_h(base)[:, 0], target),
+           "val_rmse_diffusion_member_mm_h": rmse(ens[:, 0], target),
+           "val_rmse_diffusion_mean_mm_h": rmse(ens.mean(axis=1), target),
+           "val_mae_condition_mm_h": mae(mm_h(base)[:, 0], target)}
+    if members > 1:
+        out["val_crps_fair_diffusion_mm_h"] = float(np.nanmean(crps_ensemble(ens, target, fair=True)))
+    if regression.enabled:
+        out["val_rmse_regression_mm_h"] = rmse(mm_h(base + regression.model.predict(cond).numpy())[:, 0], target)
+    log.info("%s validation skill (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
     return {k: [{"value": v, "step": 0}] for k, v in out.items()}
 
 

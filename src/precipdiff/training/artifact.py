@@ -13,13 +13,23 @@ from precipdiff.nn.residual import ResidualModel, build_model
 class TrainedModel:
     """A :class:`ResidualModel` with its ``model_config`` (see :func:`precipdiff.nn.build_model`).
 
+    ``model`` is None (see :meth:`disabled`) when the stage was turned off by a parameter.
     ``info`` holds JSON-serialisable provenance: stage, objective, transform, upsampling, the
     sampler defaults, training-grid extent (for out-of-domain warnings) and data fingerprint.
     """
 
     config: dict
-    model: ResidualModel
+    model: ResidualModel | None
     info: dict = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        """False for the stand-in of a model a parameter turned off (Kedro outputs cannot be None)."""
+        return self.model is not None
+
+    @classmethod
+    def disabled(cls, stage: str, objective: str) -> "TrainedModel":
+        return cls({}, None, {"stage": stage, "objective": objective, "disabled": True})
 
     @classmethod
     def from_state_dict(cls, config: dict, state_dict: dict, info: dict | None = None) -> "TrainedModel":
