@@ -1,5 +1,7 @@
 """Kedro project settings. kedro-mlflow registers its hooks through its plugin entry point."""
 
+from pathlib import Path
+
 from kedro.config import OmegaConfigLoader
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
@@ -9,4 +11,7 @@ CONFIG_LOADER_ARGS = {
     "config_patterns": {"mlflow": ["mlflow*", "mlflow*/**"]},
     # conf/test, conf/gpu and conf/local override single keys of conf/base (deep merge)
     "merge_strategy": {"parameters": "soft"},
+    # ${project_dir:} = where kedro runs (the project root): makes the SQLite MLflow URI absolute,
+    # so two projects used from one Python process never share MLflow's cached store
+    "custom_resolvers": {"project_dir": lambda: Path.cwd().as_posix()},
 }
