@@ -1,0 +1,221 @@
+"""``precipdiff`` command line: a thin front end that runs the ``inference`` Kedro pipeline.
+
+    precipdiff downscale --input DIR_OR_FILES --box 46.5,48.5,-123.5,-121.5 \
+        --start 2022-10-30T01:00 --end 2022-10-30T06:00 --members 8 --output out.nc \
+        [--alias champion | --version V | --run-id ID] [--steps 12 --solver heun --churn 0]
+
+Every option becomes a runtime parameter of ``kedro run --pipelines=inference`` (``inference.*``,
+see ``conf/base/parameters_inference.yml`` and ``catalog_inference.yml``); the project (``conf/``,
+``mlflow.db``) is the nearest parent of the working directory with a Kedro ``pyproject.toml``, or
+``--project``. Full documentation: ``docs/inference.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from precipdiff.inference.output import OutputError, check_writable
+
+PIPELINE = "inference"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``precipdiff`` console script; returns the exit status."""
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help()
+        return 2
+    return args.run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="precipdiff", description="PrecipDiff: satellite precipitation → 1 km ensembles")
+    sub = top.add_subparsers(dest="command")
+    p = sub.add_parser("downscale", help="IMERG (or a satellite NetCDF) → 1 km ensemble NetCDF",
+                       description="Correct and downscale satellite precipitation with the registered models; "
+                                   "writes members, mean, exceedance probabilities and provenance (CF NetCDF).")
+    p.set_defaults(run=downscale)
+    p.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                   help="IMERG files, directories of them, or a canonical satellite NetCDF")
+    p.add_argument("--box", type=_box, metavar="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX",
+                   help="degrees (lon east); required for IMERG input")
+    p.add_argument("--start", help="first hour, end-of-hour label UTC (e.g. 2023-07-01T01:00); default: first input hour")
+    p.add_argument("--end", help="last hour, inclusive; default: last input hour")
+    p.add_argument("--members", type=int, help="ensemble members (default: parameters_inference.yml)")
+    p.add_argument("--output", required=True, help="output NetCDF (hours stream to OUTPUT.parts/ first)")
+    p.add_argument("--overwrite", action="store_true", help="replace an output written with other settings")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--alias", help="registry alias of both models (default: champion)")
+    which.add_argument("--version", type=_versions, metavar="V",
+                       help="registry version of both models, or correction=V1,downscaling=V2")
+    which.add_argument("--run-id", help="the MLflow run that trained (and registered) both models")
+    p.add_argument("--correction-model", help="registered name (default precipdiff-correction)")
+    p.add_argument("--downscaling-model", help="registered name (default precipdiff-downscaling)")
+    p.add_argument("--steps", type=int, help="sampler steps (noise levels)")
+    p.add_argument("--solver", choices=("heun", "euler"))
+    p.add_argument("--churn", type=float, help="S_churn (0 = deterministic sampler)")
+    p.add_argument("--thresholds", type=_floats, metavar="T1,T2,…", help="exceedance thresholds in mm/h")
+    p.add_argument("--seed", type=int, help="ensemble seed (member seeds derive from it)")
+    p.add_argument("--member-seed", type=int, action="append", dest="member_seeds", metavar="SEED",
+                   help="regenerate the member with this member_seed (repeatable); overrides --members/--seed")
+    p.add_argument("--tile", type=int, help="tile side in cells")
+    p.add_argument("--overlap", type=int, help="tile overlap in cells")
+    p.add_argument("--batch-size", type=int, help="tiles × members denoised together")
+    p.add_argument("--hours-per-chunk", type=int, help="hours sampled together before writing")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:1 | mps")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16"))
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the U-Nets")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--env", default=None, help="Kedro configuration environment (e.g. gpu)")
+    p.add_argument("--project", type=Path, help="Kedro project directory (default: found from the working directory)")
+    p.add_argument("--debug", action="store_true", help="show the full traceback on error")
+    return top
+
+
+def downscale(args: argparse.Namespace) -> int:
+    """Check the output, then ``kedro run --pipelines=inference`` with the options as runtime parameters."""
+    try:
+        project = find_project(args.project)
+        output = check_writable(args.output)  # fail before Kedro starts
+        params = runtime_params(args, output)
+    except (OutputError, FileNotFoundError, ValueError) as exc:
+        return _fail(exc, args.debug)
+    try:
+        run_pipeline(project, params, args.env)
+    except Exception as exc:  # noqa: BLE001 - reported as one clear line; --debug for the traceback
+        return _fail(exc, args.debug)
+    print(f"precipdiff downscale: wrote {output}")
+    return 0
+
+
+def run_pipeline(project: Path, params: dict, env: str | None = None):
+    """Run the ``inference`` pipeline in ``project`` (a real ``KedroSession``, cwd = project for MLflow)."""
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    cwd = os.getcwd()
+    os.chdir(project)
+    try:
+        bootstrap_project(project)
+        with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
+            return session.run(pipeline_names=[PIPELINE])
+    finally:
+        import mlflow
+
+        # kedro-mlflow leaves its (nested) run open in a long-lived process (main() called from
+        # Python): close it here, while the relative tracking URI still points at this project
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        os.chdir(cwd)
+
+
+def runtime_params(args: argparse.Namespace, output: Path) -> dict:
+    """``{"inference": {...}}`` from the options given (absent options keep the configured defaults)."""
+    inputs = [str(Path(p).expanduser().absolute()) for p in args.input]
+    for path in inputs:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"--input {path}: no such file or directory")
+    sampler = {"num_steps": args.steps, "solver": args.solver, "S_churn": args.churn}
+    tiling = {"tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size}
+    params = {
+        "input": inputs, "output": str(output), "overwrite": bool(args.overwrite),
+        "box": args.box, "start": args.start, "end": args.end,  # absent = the whole input
+        "members": args.members, "seed": args.seed, "member_seeds": args.member_seeds,
+        "thresholds_mm_h": args.thresholds, "hours_per_chunk": args.hours_per_chunk,
+        "device": args.device, "precision": args.precision, "compile": args.compile, "threads": args.threads,
+        "progress": False if args.no_progress else None,
+        "sampler": _given(sampler), "tiling": _given(tiling), "models": _models(args),
+    }
+    keep_none = {"box", "start", "end"}
+    return {"inference": {k: v for k, v in params.items() if k in keep_none or v not in (None, {})}}
+
+
+def _models(args: argparse.Namespace) -> dict:
+    out = {}
+    for stage in ("correction", "downscaling"):
+        choice = {"name": getattr(args, f"{stage}_model")}
+        if args.version:
+            choice["version"] = args.version.get(stage, args.version.get("*"))
+        elif args.run_id:
+            choice["run_id"] = args.run_id
+        elif args.alias:
+            choice["alias"] = args.alias
+        out[stage] = _given(choice)
+    return _given(out)
+
+
+def _given(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v not in (None, {})}
+
+
+def find_project(start: Path | None = None) -> Path:
+    """``start`` (if given) or the nearest parent of the working directory with a Kedro ``pyproject.toml``."""
+    candidates = [Path(start).absolute()] if start else [Path.cwd(), *Path.cwd().parents]
+    for folder in candidates:
+        toml = folder / "pyproject.toml"
+        if toml.is_file() and "[tool.kedro]" in toml.read_text():
+            return folder
+    where = start or Path.cwd()
+    raise FileNotFoundError(f"{where}: not inside a precipdiff Kedro project (no pyproject.toml with [tool.kedro]); "
+                            "run from the project or pass --project")
+
+
+def _box(text: str) -> dict:
+    try:
+        lat_min, lat_max, lon_min, lon_max = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--box {text!r}: expected lat_min,lat_max,lon_min,lon_max in degrees") from None
+    return {"lat_min": lat_min, "lat_max": lat_max, "lon_min": lon_min, "lon_max": lon_max}
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated numbers") from None
+
+
+def _versions(text: str) -> dict:
+    """``"3"`` → both models; ``"correction=3,downscaling=2"`` → per model."""
+    if "=" not in text:
+        return {"*": text}
+    pairs = dict(item.split("=", 1) for item in text.split(","))
+    unknown = set(pairs) - {"correction", "downscaling"}
+    if unknown:
+        raise argparse.ArgumentTypeError(f"--version: unknown model(s) {sorted(unknown)}; use correction=V,downscaling=V")
+    return pairs
+
+
+def _fail(exc: BaseException, debug: bool) -> int:
+    if debug:
+        raise exc
+    print(f"precipdiff downscale: error: {_root_message(exc)}", file=sys.stderr)
+    return 1
+
+
+def _root_message(exc: BaseException) -> str:
+    """The message of the first error that is not Kedro's wrapper ('Failed while loading …')."""
+    from kedro.io import DatasetError
+
+    while isinstance(exc, DatasetError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    return str(exc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# Kedro imports `<package>.cli.cli` as the project's extra `kedro` commands when this module
+# exists; precipdiff adds none there (its own console command is `precipdiff`, see `main`).
+import click  # noqa: E402
+
+
+@click.group(name="precipdiff")
+def cli() -> None:
+    """precipdiff project commands (none beyond Kedro's; use the `precipdiff` command)."""

@@ -1,0 +1,307 @@
+"""Evaluation nodes: test hours, baselines, streamed scores of every method, flags, model selection.
+
+All rates are mm/h; grids are the 0.1° satellite grid (stage ``coarse``, scored against the radar
+max-pooled to 0.1°) and the 0.01° ≈ 1 km radar grid (stage ``fine``). Every scoring node streams
+the selected test hours ``evaluation.chunk_hours`` at a time through its method(s) and the
+accumulators of :mod:`precipdiff.verification`, so memory does not grow with the test set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from precipdiff.baselines import QuantileMapping, fit_alpha
+from precipdiff.data import transforms
+from precipdiff.inference.chain import ChainSettings, hour_keys
+from precipdiff.pipelines.evaluation import flags, methods
+from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
+from precipdiff.pipelines.evaluation.selection import selection_decision, setup_fingerprint, tagged_score
+from precipdiff.training.artifact import TrainedModel
+from precipdiff.verification import exceedance_probability, tidy
+
+log = logging.getLogger(__name__)
+STAGES = ("coarse", "fine")
+
+
+# ---- which hours ------------------------------------------------------------------------------
+def select_test_hours(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd.DataFrame:
+    """The evaluated test hours: all of them, or ``hours.max_hours`` chosen by ``hours.selection``.
+
+    ``wettest``: the hours with the largest radar mean rate (so scores describe rainy hours, not
+    the climatology); ``evenly_spaced``: every k-th test hour. ``sample`` marks the
+    ``figures.sample_hours`` wettest selected hours shown on the maps.
+    """
+    if not np.array_equal(coarse["time"].values, fine["time"].values):
+        raise ValueError("evaluation: coarse_model_input and fine_model_input have different time axes")
+    test = np.flatnonzero(coarse["split"].values.astype(str) == "test")
+    if test.size == 0:
+        raise ValueError("evaluation: coarse_model_input has no 'test' hour (preprocessing.split.fractions.test)")
+    radar = transforms.inverse_transform(fine["radar"].values[test], fine.attrs["transform"])
+    table = pd.DataFrame({"time": pd.to_datetime(coarse["time"].values[test]), "time_index": test,
+                          "hour_key": hour_keys(coarse["time"].values[test]),
+                          "radar_mean_mm_h": np.nanmean(radar, axis=(1, 2)),
+                          "radar_wet_fraction": np.mean(radar >= 0.1, axis=(1, 2))})
+    cap, how = params["hours"].get("max_hours"), params["hours"].get("selection", "wettest")
+    if cap is not None and int(cap) < len(table):
+        table = _subset(table, int(cap), how)
+    n_maps = int(params["figures"]["sample_hours"])
+    if n_maps < 1:
+        raise ValueError(f"evaluation.figures.sample_hours must be >= 1, got {n_maps}")
+    table["sample"] = table.index.isin(table["radar_mean_mm_h"].fillna(-1).nlargest(n_maps).index)
+    log.info("evaluation: %d of %d test hours (%s), %.2f mm/h mean radar rate", len(table), test.size,
+             "all" if cap is None else how, table["radar_mean_mm_h"].mean())
+    return table.sort_values("time").reset_index(drop=True)
+
+
+def _subset(table: pd.DataFrame, n: int, how: str) -> pd.DataFrame:
+    if how == "wettest":
+        return table.loc[table["radar_mean_mm_h"].fillna(-1).nlargest(n).index]
+    if how == "evenly_spaced":
+        return table.iloc[np.unique(np.linspace(0, len(table) - 1, n).round().astype(int))]
+    raise ValueError(f"evaluation.hours.selection must be 'wettest' or 'evenly_spaced', got {how!r}")
+
+
+# ---- baselines ---------------------------------------------------------------------------------
+def fit_baselines(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> dict:
+    """Quantile mappings and the RainFARM slope, fitted on the **training split only**.
+
+    ``qm_fine``: satellite 0.1° values → the radar 0.01° distribution (then bilinear to 1 km:
+    ``qm_bilinear``, and RainFARM's input); ``qm_coarse``: satellite → the max-pooled radar 0.1°
+    distribution (the correction-stage baseline ``qm``). ``rainfarm_alpha``: minus the RAPSD slope
+    of the ``rainfarm.alpha_fit_hours`` wettest training radar fields (or the number given).
+    """
+    train = coarse["split"].values.astype(str) == "train"
+    inv = lambda da: transforms.inverse_transform(da.values[train], coarse.attrs["transform"])  # noqa: E731
+    sat, radar_coarse, radar = inv(coarse["satellite"]), inv(coarse["radar"]), inv(fine["radar"])
+    qm = params["qm"]
+    kw = {"n_quantiles": int(qm["n_quantiles"]), "wet_threshold": float(qm["wet_threshold_mm_h"])}
+    rf = params["rainfarm"]
+    alpha = _fit_alpha(radar, rf) if rf["alpha"] == "fit" else float(rf["alpha"])
+    out = {"qm_fine": QuantileMapping.fit(sat, radar, **kw).to_dict(),
+           "qm_coarse": QuantileMapping.fit(sat, radar_coarse, **kw).to_dict(),
+           "rainfarm_alpha": float(alpha), "train_hours": int(train.sum())}
+    log.info("evaluation baselines: QM on %d training hours, RainFARM alpha %.2f", out["train_hours"], alpha)
+    return out
+
+
+def _fit_alpha(radar: np.ndarray, rf: dict) -> float:
+    """RainFARM alpha from the ``alpha_fit_hours`` wettest complete (NaN-free) training radar fields."""
+    complete = np.flatnonzero(np.isfinite(radar).all(axis=(1, 2)))
+    if complete.size == 0:
+        raise ValueError("evaluation.baselines.rainfarm.alpha: every training radar field has missing cells, "
+                         "so the spectral slope cannot be fitted; set alpha to a number (e.g. 2.0)")
+    wet = complete[np.argsort(radar[complete].mean(axis=(1, 2)))[::-1][: int(rf["alpha_fit_hours"])]]
+    return fit_alpha(radar[np.sort(wet)], pixel_km=1.0, min_km=float(rf["alpha_min_km"]))
+
+
+# ---- scores --------------------------------------------------------------------------------------
+def _board(params: dict) -> Scoreboard:
+    return Scoreboard({s: ScoreConfig.from_params(params["scores"], s) for s in STAGES})
+
+
+def _cost_rows(method: str, seconds: dict[str, float]) -> pd.DataFrame:
+    return tidy([{"metric": k, "value": float(v)} for k, v in seconds.items()], method=method, stage="cost")
+
+
+def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, baselines: dict,
+                    params: dict) -> pd.DataFrame:
+    """Satellite, QM and RainFARM at both stages, plus the radar reference spectrum."""
+    board, started = _board(params), time.perf_counter()
+    qm_fine, qm_coarse = (QuantileMapping.from_dict(baselines[k]) for k in ("qm_fine", "qm_coarse"))
+    rf, chain = params["baselines"]["rainfarm"], params["chain"]
+    for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
+        board.add_reference("fine", chunk.radar)
+        board.add("satellite", "coarse", chunk.sat, chunk.radar_coarse)
+        board.add("qm", "coarse", qm_coarse.apply(chunk.sat), chunk.radar_coarse)
+        fields = {**methods.satellite_fields(chunk), **methods.qm_fields(chunk, qm_fine),
+                  **methods.rainfarm_fields(chunk, qm_fine, baselines["rainfarm_alpha"], int(chain["n_members"]),
+                                            int(chain["seed"]), rf.get("kernel_type"))}
+        for name, f in fields.items():
+            board.add(name, "fine", f, chunk.radar)
+    seconds = time.perf_counter() - started
+    log.info("evaluation: baselines scored on %d hours in %.1f s", len(hours), seconds)
+    return pd.concat([board.table(), _cost_rows("baselines", {"seconds": seconds})], ignore_index=True)
+
+
+def chain_settings(params: dict) -> ChainSettings:
+    """``evaluation.chain`` → :class:`~precipdiff.inference.chain.ChainSettings` (same keys)."""
+    c = dict(params["chain"])
+    unknown = set(c) - set(ChainSettings.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"evaluation.chain: unknown key(s) {sorted(unknown)}; "
+                         f"expected some of {sorted(ChainSettings.__dataclass_fields__)}")
+    c["sampler"] = dict(c.get("sampler") or {})
+    return ChainSettings(**c)
+
+
+def _score_chain(coarse, fine, hours, correction, downscaling, params, names: dict, samples: bool = False):
+    """Stream the chain; ``names`` maps ``corrected | upsampled | fine | fine_mean`` to method names."""
+    board, settings, kept = _board(params), chain_settings(params), []
+    chain_s = score_s = 0.0
+    members = 1
+    for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
+        t0 = time.perf_counter()
+        out = methods.chain_fields(chunk, correction, downscaling, settings)
+        t1 = time.perf_counter()
+        members = out["fine"].shape[1]
+        if "corrected" in names:
+            board.add(names["corrected"], "coarse", out["corrected"], chunk.radar_coarse)
+        for key in ("upsampled", "fine"):
+            if key in names:
+                board.add(names[key], "fine", out[key], chunk.radar)
+        if "fine_mean" in names and members > 1:
+            board.add(names["fine_mean"], "fine", ensemble_mean(out["fine"]), chunk.radar)
+        if samples:
+            kept.append(sample_fields(chunk, hours, out, params["figures"], float(params["scores"]["max_rate_mm_h"])))
+        chain_s, score_s = chain_s + t1 - t0, score_s + time.perf_counter() - t1
+    method = names["fine"]
+    cost = {"chain_seconds": chain_s, "score_seconds": score_s, "members": members,
+            "seconds_per_member_hour": chain_s / max(len(hours) * members, 1)}
+    log.info("evaluation %s: %d hours × %d members, chain %.1f s (%.2f s per member-hour), scores %.1f s",
+             method, len(hours), members, chain_s, cost["seconds_per_member_hour"], score_s)
+    table = pd.concat([board.table(), _cost_rows(method, cost)], ignore_index=True)
+    return (table, xr.concat([k for k in kept if k is not None], dim="time")) if samples else table
+
+
+def score_regression_chain(coarse, fine, hours, correction: TrainedModel | None, downscaling: TrainedModel | None,
+                           params: dict) -> pd.DataFrame:
+    """``regression_correction`` (0.1°) and ``regression_chain`` (1 km); empty if a model is disabled."""
+    if correction is None or downscaling is None:
+        log.info("evaluation: a regression model is disabled; regression_chain not evaluated")
+        return tidy([])
+    return _score_chain(coarse, fine, hours, correction, downscaling, params,
+                        {"corrected": "regression_correction", "fine": "regression_chain"})
+
+
+def score_diffusion_chain(coarse, fine, hours, correction: TrainedModel, downscaling: TrainedModel, params: dict):
+    """The PrecipDiff ensemble at both stages, its member mean, the correction-only ablation, map fields."""
+    names = {"corrected": "correction_diffusion", "upsampled": "correction_diffusion_bilinear",
+             "fine": "diffusion_chain", "fine_mean": "diffusion_chain_mean"}
+    return _score_chain(coarse, fine, hours, correction, downscaling, params, names, samples=True)
+
+
+def sample_fields(chunk: methods.Chunk, hours: pd.DataFrame, out: dict, figures: dict,
+                  max_rate_mm_h: float) -> xr.Dataset | None:
+    """Map fields (mm/h, clipped as scored) of the chunk's ``sample`` hours: satellite, corrected,
+    two members, member mean, P(≥ ``exceedance_mm_h``), radar."""
+    keep = np.isin(chunk.times, hours.loc[hours["sample"], "time"].values)
+    if not keep.any():
+        return None
+    thr = float(figures["exceedance_mm_h"])
+    (lat_c, lon_c), (lat, lon) = chunk.coarse_grid, chunk.fine_grid
+    out = {k: np.minimum(v[keep], max_rate_mm_h) for k, v in out.items()}
+    fine, n = out["fine"], min(2, out["fine"].shape[1])
+    coarse_dims, fine_dims = ("time", "coarse_lat", "coarse_lon"), ("time", "lat", "lon")
+    return xr.Dataset(
+        {"satellite": (coarse_dims, chunk.sat[keep]),
+         "corrected": (("time", "member", "coarse_lat", "coarse_lon"), out["corrected"][:, :n]),
+         "downscaled": (("time", "member", "lat", "lon"), fine[:, :n]),
+         "ensemble_mean": (fine_dims, ensemble_mean(fine)),
+         "exceedance_probability": (fine_dims, exceedance_probability(fine, thr), {"threshold_mm_h": thr}),
+         "radar": (fine_dims, chunk.radar[keep])},
+        coords={"time": chunk.times[keep], "member": np.arange(n), "lat": lat, "lon": lon,
+                "coarse_lat": lat_c, "coarse_lon": lon_c},
+        attrs={"units": "mm h-1", "n_members": int(out["fine"].shape[1])},
+    ).astype(np.float32)
+
+
+# ---- the champion ------------------------------------------------------------------------------
+def candidate_versions(champion: dict, correction: TrainedModel, downscaling: TrainedModel) -> dict:
+    """Registry versions of the evaluated diffusion models: from the model (same run) or the registry."""
+    out = {}
+    for stage, model in (("correction", correction), ("downscaling", downscaling)):
+        registered = (model.info or {}).get("registered") or {}
+        version = registered.get("version") or champion.get("candidate_versions", {}).get(stage)
+        out[stage] = None if version is None else str(version)
+    return out
+
+
+def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel, downscaling: TrainedModel,
+                   params: dict) -> pd.DataFrame:
+    """``champion_chain``: the registry's alias (``champion``) through the same chain on the same hours.
+
+    Skipped (empty table) when there is no complete champion or it is the evaluated pair itself; only
+    its ``crps_fair`` (from its version tags) when it was already scored with the same setup
+    (same hours, data and chain settings: :func:`~.selection.setup_fingerprint`), since the chain is
+    deterministic (``selection.reuse_champion_score: false`` re-scores anyway).
+    """
+    versions, models = champion["versions"], champion.get("models")
+    if any(v is None for v in versions.values()):
+        log.info("evaluation: no complete %s to compare with (%s)", champion["alias"], versions)
+        return tidy([])
+    if versions == candidate_versions(champion, correction, downscaling) or not models:
+        log.info("evaluation: the evaluated models are the %s (%s)", champion["alias"], versions)
+        return tidy([])
+    metric, fingerprint = params["selection"]["metric"], setup_fingerprint(hours, params)
+    reused = tagged_score(champion.get("tags", {}), versions, fingerprint, metric)
+    if reused is not None and params["selection"].get("reuse_champion_score", True):
+        log.info("evaluation: %s %s already scored with this setup (%s): %s %.4f", champion["alias"], versions,
+                 fingerprint, metric, reused)
+        return tidy([{"metric": metric, "value": reused}, {"metric": "score_reused_from_tags", "value": 1.0}],
+                    method="champion_chain", stage="fine")
+    log.info("evaluation: scoring the %s %s on the same hours", champion["alias"], versions)
+    return _score_chain(coarse, fine, hours, models["correction"], models["downscaling"], params,
+                        {"fine": "champion_chain"})
+
+
+# ---- the table -------------------------------------------------------------------------------------
+def assemble_metrics(baselines: pd.DataFrame, regression: pd.DataFrame, diffusion: pd.DataFrame,
+                     champion: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """All score tables plus the derived rows: PSD ratios and the three artefact flags (``flags``)."""
+    table = pd.concat([t for t in (baselines, regression, diffusion, champion) if len(t)], ignore_index=True)
+    derived = [flags.psd_ratio_rows(table, params["flags"]["oversmoothing"]),
+               flags.bias_amplification_rows(table, params["flags"]["bias_amplification"]),
+               flags.seam_flag_rows(table, params["flags"]["seams"])]
+    table = pd.concat([table, *derived], ignore_index=True)
+    return table.sort_values(["stage", "method", "metric", "threshold", "scale"], kind="stable").reset_index(drop=True)
+
+
+def headline_metrics(metrics: pd.DataFrame, params: dict) -> dict:
+    """Metrics for MLflow (``{name: [{"value", "step"}]}``): ``<stage>.<method>.<metric>[_<thr>mm_h]``."""
+    out = {}
+    for spec in params["headline"]:
+        sel = (metrics["metric"] == spec["metric"]) & (metrics["stage"] == spec.get("stage", "fine"))
+        if "threshold" in spec:
+            sel &= np.isclose(metrics["threshold"], float(spec["threshold"]))
+        if "scale" in spec:
+            sel &= np.isclose(metrics["scale"], float(spec["scale"]))
+        for r in metrics[sel].itertuples():
+            suffix = f"_{r.threshold:g}mm_h" if "threshold" in spec else ""
+            suffix += f"_scale{r.scale:g}" if "scale" in spec else ""
+            if np.isfinite(r.value):
+                out[f"{r.stage}.{r.method}.{r.metric}{suffix}"] = [{"value": float(r.value), "step": 0}]
+    return out
+
+
+# ---- model selection ----------------------------------------------------------------------------
+def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, correction: TrainedModel,
+                  downscaling: TrainedModel, params: dict) -> tuple[dict, dict]:
+    """The selection decision (:mod:`.selection`), twice: for the JSON report and for the registry dataset."""
+    decision = selection_decision(metrics, candidate_versions(champion, correction, downscaling), champion,
+                                  params["selection"], setup_fingerprint(hours, params))
+    log.info("model selection (%s): promote=%s, %s", decision["mode"], decision["promote"], decision["reason"])
+    return decision, decision
+
+
+# ---- report ------------------------------------------------------------------------------------------
+def make_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores, coarse_scores, psd,
+                ranks, fss, params: dict) -> str:
+    """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
+    from precipdiff.reporting.report import build_report
+
+    chain = params["chain"]
+    cap = params["hours"].get("max_hours")
+    summary = (f"{len(hours)} test hours ({'all' if cap is None else params['hours'].get('selection', 'wettest')}, "
+               f"max_hours {cap}), "
+               f"{chain['n_members']} members, sampler {dict(chain.get('sampler') or {})}, seed {chain['seed']}; "
+               f"evaluated models {selection['candidate']['versions']}.")
+    figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
+               "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss}
+    context = {"summary": summary, "fss_scale_px": params["report"]["fss_scale_px"],
+               "max_km": params["flags"]["oversmoothing"]["max_km"]}
+    return build_report(metrics, selection, hours, figures, context)

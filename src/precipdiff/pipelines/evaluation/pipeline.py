@@ -1,0 +1,52 @@
+"""``evaluation``: test hours → baselines → streamed scores of every method → table, figures, report, selection.
+
+Inputs are the catalog's model inputs and the four models of the two training pipelines (the
+models trained in the same ``kedro run``, else the registry versions set in
+``catalog_evaluation.yml``); outputs are namespaced ``evaluation.*``.
+"""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from precipdiff.reporting import evaluation_figures as fig
+
+from . import nodes as n
+
+MODELS = ["correction.diffusion_model", "downscaling.diffusion_model",
+          "correction.regression_model", "downscaling.regression_model"]
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    data, p = ["coarse_model_input", "fine_model_input"], "params:evaluation"
+    scored = [*data, "hours"]
+    template = Pipeline([
+        node(n.select_test_hours, [*data, p], "hours", name="select_test_hours"),
+        node(n.fit_baselines, [*data, "params:evaluation.baselines"], "baselines", name="fit_baselines"),
+        node(n.score_baselines, [*scored, "baselines", p], "baseline_scores", name="score_baselines"),
+        node(n.score_regression_chain, [*scored, "correction.regression_model", "downscaling.regression_model", p],
+             "regression_scores", name="score_regression_chain"),
+        node(n.score_diffusion_chain, [*scored, "correction.diffusion_model", "downscaling.diffusion_model", p],
+             ["diffusion_scores", "sample_fields"], name="score_diffusion_chain"),
+        node(n.score_champion, [*scored, "champion", "correction.diffusion_model", "downscaling.diffusion_model", p],
+             "champion_scores", name="score_champion"),
+        node(n.assemble_metrics, ["baseline_scores", "regression_scores", "diffusion_scores", "champion_scores", p],
+             "metrics", name="assemble_metrics"),
+        node(n.headline_metrics, ["metrics", p], "headline_metrics", name="headline_metrics"),
+        node(n.select_models, ["metrics", "hours", "champion", "correction.diffusion_model",
+                               "downscaling.diffusion_model", p],
+             ["model_selection", "registry_update"], name="select_models"),
+        node(fig.sample_maps, ["sample_fields", "params:evaluation.figures.vmax_percentile"], "maps_figure",
+             name="plot_sample_maps"),
+        node(fig.metric_bars, ["metrics", "params:evaluation.figures.score_bars"], "scores_figure",
+             name="plot_scores"),
+        node(fig.coarse_metric_bars, ["metrics", "params:evaluation.figures.coarse_score_bars"],
+             "coarse_scores_figure", name="plot_coarse_scores"),
+        node(fig.psd_curves, "metrics", "psd_figure", name="plot_psd"),
+        node(fig.rank_histograms, "metrics", "rank_histogram_figure", name="plot_rank_histograms"),
+        node(fig.fss_curves, "metrics", "fss_figure", name="plot_fss"),
+        node(n.make_report, ["metrics", "model_selection", "hours", "maps_figure", "scores_figure",
+                             "coarse_scores_figure", "psd_figure", "rank_histogram_figure", "fss_figure", p],
+             "report", name="make_report"),
+    ])
+    params = {x for x in template.inputs() if x.startswith("params:")}
+    return pipeline(template, namespace="evaluation", inputs={*data, *MODELS},
+                    parameters={x: x for x in params})

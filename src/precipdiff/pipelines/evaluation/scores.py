@@ -1,0 +1,153 @@
+"""Which verification scores each method gets, streamed chunk by chunk (plain numpy, no Kedro).
+
+One :class:`MethodScores` per (method, stage) bundles the accumulators of
+:mod:`precipdiff.verification`; ``accum(fcst, obs)`` takes a chunk of hours, ``records()`` gives
+the rows of the tidy table (``method``/``stage`` are added by the caller).
+
+* deterministic ``fcst`` (T, H, W): RMSE/MAE/bias/ratio of totals/correlation, CRPS (= MAE: a point
+  forecast is a one-point distribution, so the fair correction does not apply and
+  ``crps_fair = crps = mae``), POD/FAR/CSI, FSS, intensity-bin errors, and at 1 km the mean
+  RAPSD and the seam ratio at 10 km block borders;
+* ensemble ``fcst`` (T, M, H, W): the continuous scores of the **ensemble mean**; CRPS standard and
+  fair (Ferro 2014, the headline), spread-skill ratio (Fortin et al. 2014), rank histogram; the
+  contingency table, intensity-bin errors, RAPSD and seams of the **members pooled** (each member
+  is a plausible field); FSS of the ensemble mean, of the members (averaged) and of the
+  neighbourhood ensemble probability (Duc et al. 2013).
+
+An ensemble of one member (a regression chain) is scored as deterministic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from precipdiff import verification as v
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Thresholds (mm/h), FSS neighbourhood widths (pixels of the stage's grid) and the rest."""
+
+    thresholds_mm_h: tuple[float, ...] = (1.0, 5.0, 10.0)
+    fss_scales_px: tuple[int, ...] = (1, 5, 11, 21, 41)
+    intensity_bins_mm_h: tuple[float, ...] = (0.0, 0.1, 1.0, 5.0, 10.0, 20.0, np.inf)
+    pixel_km: float = 1.0
+    spectra: bool = True  # RAPSD + seams (the 1 km stage); off on the 0.1° grid (20 × 20 cells)
+    seam_block_px: int = 10
+    rank_seed: int = 0
+    max_rate_mm_h: float = 300.0  # forecasts are clipped here (the QC limit of the observations)
+
+    @classmethod
+    def from_params(cls, scores: dict, stage: str) -> "ScoreConfig":
+        """From ``evaluation.scores`` and a stage (``fine`` = 0.01°, ``coarse`` = 0.1°)."""
+        fine = stage == "fine"
+        return cls(thresholds_mm_h=tuple(float(t) for t in scores["thresholds_mm_h"]),
+                   fss_scales_px=tuple(int(s) for s in scores["fss_scales_px"][stage]),
+                   intensity_bins_mm_h=tuple(float(b) for b in scores["intensity_bins_mm_h"]),
+                   pixel_km=float(scores["pixel_km"][stage]), spectra=fine,
+                   seam_block_px=int(scores["seam_block_px"]), rank_seed=int(scores["rank_histogram_seed"]),
+                   max_rate_mm_h=float(scores["max_rate_mm_h"]))
+
+
+class MethodScores:
+    """Streaming scores of one method at one stage; ``ensemble`` fixes which set (module doc)."""
+
+    def __init__(self, ensemble: bool, cfg: ScoreConfig):
+        self.ensemble, self.cfg = ensemble, cfg
+        thr, scales = cfg.thresholds_mm_h, cfg.fss_scales_px
+        self.acc = {"continuous": v.ContinuousScores(), "contingency": v.ContingencyScores(thr),
+                    "intensity": v.IntensityErrors(cfg.intensity_bins_mm_h)}
+        if ensemble:
+            self.acc.update(crps=v.CRPSScores(), spread=v.SpreadSkill(), rank=v.RankHistogram(cfg.rank_seed),
+                            fss=v.EnsembleFSS(thr, scales))
+        else:
+            self.acc["fss"] = v.FSS(thr, scales)
+        if cfg.spectra:
+            self.acc.update(psd=v.MeanPSD(cfg.pixel_km), seams=v.SeamStatistic(cfg.seam_block_px))
+        self.n_values = self.n_clipped = 0
+
+    def accum(self, fcst: np.ndarray, obs: np.ndarray) -> None:
+        """Add a chunk: ``fcst`` (T, H, W) or (T, M, H, W) as declared, ``obs`` (T, H, W), mm/h.
+
+        Forecast rates above ``max_rate_mm_h`` are clipped to it first and counted
+        (``clipped_fraction``), so one diverging sample cannot turn every score into inf.
+        """
+        finite = np.isfinite(fcst)
+        self.n_values += int(finite.sum())
+        self.n_clipped += int((fcst[finite] > self.cfg.max_rate_mm_h).sum())
+        fcst = np.minimum(fcst, self.cfg.max_rate_mm_h)
+        a = self.acc
+        if self.ensemble:
+            a["continuous"].accum(ensemble_mean(fcst), obs)
+            for key in ("crps", "spread", "rank"):
+                a[key].accum(fcst, obs)
+        else:
+            a["continuous"].accum(fcst, obs)
+        for key in ("fss", "contingency", "intensity"):  # members pooled for an ensemble
+            a[key].accum(fcst, obs)
+        if self.cfg.spectra:
+            a["psd"].accum(fcst)
+            a["seams"].accum(fcst)
+
+    def records(self) -> list[dict]:
+        """Rows ``{metric, value[, threshold][, scale]}``; one ``n`` (valid pixels, continuous)."""
+        rows = [{"metric": "clipped_fraction", "value": self.n_clipped / max(self.n_values, 1)}]
+        for key, acc in self.acc.items():
+            rows += [r for r in acc.records() if not (r["metric"] == "n" and key != "continuous")]
+        if self.ensemble:  # EnsembleFSS leaves out the "useful" skill level 0.5 + f_o / 2
+            rows += [{"metric": "fss_useful", "threshold": t, "value": u}
+                     for t, u in self.acc["fss"].mean.compute()["fss_useful"].items()]
+        else:  # CRPS of a point forecast = MAE (no finite-ensemble correction to make)
+            mae = self.acc["continuous"].compute()["mae"]
+            rows += [{"metric": "crps", "value": mae}, {"metric": "crps_fair", "value": mae}]
+        return rows
+
+
+def as_forecast(fields: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(T, M, H, W)`` → itself and ``True``; a single member ``(T, 1, H, W)`` → ``(T, H, W)``, ``False``."""
+    if fields.ndim == 4 and fields.shape[1] == 1:
+        return fields[:, 0], False
+    return fields, fields.ndim == 4
+
+
+def ensemble_mean(ens: np.ndarray) -> np.ndarray:
+    """Member mean ``(T, H, W)`` of ``(T, M, H, W)``; NaN where any member is NaN."""
+    return np.where(np.isfinite(ens).all(axis=1), ens.mean(axis=1), np.nan)
+
+
+class Scoreboard:
+    """Every (method, stage) of an evaluation, filled chunk by chunk; ``table()`` is the tidy table.
+
+    The observations themselves go through :meth:`add_reference` (method ``radar``: spectrum and seams only).
+    """
+
+    def __init__(self, configs: dict[str, ScoreConfig]):
+        self.configs = configs
+        self.scores: dict[tuple[str, str], MethodScores] = {}
+        self.reference: dict[str, list] = {}
+
+    def add(self, method: str, stage: str, fields: np.ndarray, obs: np.ndarray) -> None:
+        """Score ``fields`` (T, H, W), (T, 1, H, W) or (T, M, H, W) against ``obs`` (T, H, W), mm/h."""
+        fcst, ensemble = as_forecast(fields)
+        key = (method, stage)
+        if key not in self.scores:
+            self.scores[key] = MethodScores(ensemble, self.configs[stage])
+        self.scores[key].accum(fcst, obs)
+
+    def add_reference(self, stage: str, obs: np.ndarray) -> None:
+        """The observed fields' mean RAPSD (the denominator of the PSD ratios) and seam ratio (method ``radar``)."""
+        cfg = self.configs[stage]
+        if cfg.spectra:
+            ref = self.reference.setdefault(stage, [v.MeanPSD(cfg.pixel_km), v.SeamStatistic(cfg.seam_block_px)])
+            for acc in ref:
+                acc.accum(obs)
+
+    def table(self):
+        """Tidy DataFrame (method, stage, metric, threshold, scale, value)."""
+        import pandas as pd
+
+        parts = [v.tidy(s.records(), method=m, stage=st) for (m, st), s in self.scores.items()]
+        parts += [v.tidy(a.records(), method="radar", stage=st) for st, ref in self.reference.items() for a in ref]
+        return pd.concat(parts, ignore_index=True) if parts else v.tidy([])

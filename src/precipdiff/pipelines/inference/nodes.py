@@ -1,0 +1,216 @@
+"""Inference nodes: read the satellite input, check it against the models, plan the hourly ensemble.
+
+Nothing is sampled here: :func:`plan_ensemble` returns an :class:`~precipdiff.inference.output.EnsembleJob`
+whose ``compute(hours)`` the output dataset calls hour by hour, after checking the output path and
+skipping the hours already written (``precipdiff.inference.output``). Every check on the request
+(parameters, input hours, model domain) therefore runs before any compute.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+import precipdiff
+from precipdiff.data import transforms
+from precipdiff.data.contract import RESOLUTION, VARIABLE, axis, snap_box
+from precipdiff.inference.chain import (PRECISIONS, ChainSettings, hour_keys, pick_device, resolved_precision,
+                                        run_chain)
+from precipdiff.inference.datasets import SatelliteFiles
+from precipdiff.inference.inputs import InputError, check_hours
+from precipdiff.inference.output import EnsembleJob, hour_dataset
+from precipdiff.training.artifact import TrainedModel
+
+log = logging.getLogger(__name__)
+SAMPLER_KEYS = ("num_steps", "solver", "S_churn", "sigma_min", "sigma_max", "rho")
+
+
+class OutOfDomainWarning(UserWarning):
+    """The requested box leaves the region a (regional) model was trained on."""
+
+
+def check_parameters(params: Mapping) -> None:
+    """Raise ``ValueError`` naming the ``inference.*`` parameter that cannot work."""
+    def bad(key: str, value, expected: str):
+        raise ValueError(f"inference.{key}: expected {expected}; got {value!r}")
+
+    if params.get("box") is not None:
+        snap_box(params["box"], name="inference.box")
+    if int(params["members"]) < 1 and not params.get("member_seeds"):
+        bad("members", params["members"], "a number of members >= 1")
+    thresholds = params.get("thresholds_mm_h") or []
+    if not thresholds or any(float(t) < 0 for t in thresholds):
+        bad("thresholds_mm_h", thresholds, "a non-empty list of rates >= 0 (mm/h)")
+    sampler = params.get("sampler") or {}
+    if sampler.get("num_steps") is not None and int(sampler["num_steps"]) < 1:
+        bad("sampler.num_steps", sampler["num_steps"], "an integer >= 1")
+    if sampler.get("solver") not in (None, "heun", "euler"):
+        bad("sampler.solver", sampler["solver"], "'heun' or 'euler'")
+    if sampler.get("S_churn") is not None and float(sampler["S_churn"]) < 0:
+        bad("sampler.S_churn", sampler["S_churn"], "a number >= 0")
+    if params.get("precision", "auto") not in PRECISIONS:
+        bad("precision", params.get("precision"), f"one of {PRECISIONS}")
+    tiling = params.get("tiling", {})
+    if not 0 <= int(tiling.get("overlap", 32)) < int(tiling.get("tile", 256)):
+        bad("tiling", tiling, "0 <= overlap < tile (cells)")
+    for key in ("start", "end"):
+        if params.get(key) is not None:
+            try:
+                pd.Timestamp(params[key])
+            except ValueError:
+                bad(key, params[key], "a time such as 2022-10-30T06:00 (end of the hour, UTC)")
+
+
+def read_satellite(files: SatelliteFiles, params: dict) -> xr.Dataset:
+    """Hourly satellite input (mm/h) on ``inference.box`` for ``inference.start … end``.
+
+    Raises ``InputError`` naming the hours whose field is missing everywhere (before any compute).
+    """
+    check_parameters(params)
+    sat, report = files.read(params.get("box"), params.get("start"), params.get("end"),
+                             params.get("max_rate_mm_h"), bool(params.get("progress", True)))
+    check_hours(sat)
+    if report["missing_hours"]:
+        log.warning("inference input: %d requested hour(s) have no (complete) input and are skipped: %s",
+                    len(report["missing_hours"]), report["missing_hours"][:10])
+    log.info("inference input: %s", {k: v for k, v in report.items() if k != "missing_hours"})
+    sat.attrs["input_kind"] = report["kind"]
+    sat.attrs["input_files"] = str(report["files"])
+    return sat
+
+
+def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: TrainedModel,
+                  params: dict) -> EnsembleJob:
+    """The job the output dataset runs hour by hour: chain, probabilities, provenance, signature."""
+    transform = _check_models(correction, downscaling)
+    lat_c, lon_c = satellite["lat"].values, satellite["lon"].values
+    for model in (correction, downscaling):
+        warn_outside_domain(lat_c, lon_c, model)
+    settings = chain_settings(params)
+    deterministic = all(m.model.objective == "regression" for m in (correction, downscaling))
+    seeds = settings.seeds()[:1] if deterministic else settings.seeds()  # as run_chain: one member
+    fine = tuple(axis(v[0] - RESOLUTION["satellite"] / 2, v[-1] + RESOLUTION["satellite"] / 2, RESOLUTION["radar"])
+                 for v in (lat_c, lon_c))
+    thresholds = [float(t) for t in params["thresholds_mm_h"]]
+
+    threads = params.get("threads")
+
+    def compute(hours: pd.DatetimeIndex) -> xr.Dataset:
+        if threads:
+            torch.set_num_threads(int(threads))
+        rate = satellite[VARIABLE].sel(time=hours.to_numpy()).values
+        corrected, members = run_chain(transforms.forward_transform(rate, transform), (lat_c, lon_c), fine,
+                                       hour_keys(hours), correction, downscaling, settings)
+        return hour_dataset(hours, transforms.inverse_transform(members, transform),
+                            transforms.inverse_transform(corrected, transform), rate, fine, (lat_c, lon_c),
+                            seeds, thresholds)
+
+    signature = _signature(correction, downscaling, settings, seeds, thresholds, lat_c, lon_c, params)
+    attrs = provenance(signature, satellite) | {"device": str(pick_device(settings.device)),
+                                                 "batch_size": settings.batch_size}  # bit-exact regeneration
+    return EnsembleJob(pd.DatetimeIndex(satellite["time"].values), compute, signature, attrs,
+                       int(params.get("hours_per_chunk", 1)),
+                       bool(params.get("progress", True)))
+
+
+def chain_settings(params: Mapping) -> ChainSettings:
+    """:class:`ChainSettings` from ``inference.*`` parameters (``null`` sampler keys: the model's own)."""
+    sampler = {k: v for k, v in (params.get("sampler") or {}).items() if v is not None}
+    tiling = params.get("tiling", {})
+    seeds = params.get("member_seeds")
+    return ChainSettings(n_members=int(params["members"]), seed=int(params.get("seed", 0)), sampler=sampler,
+                         tile=int(tiling.get("tile", 256)), overlap=int(tiling.get("overlap", 32)),
+                         batch_size=int(tiling.get("batch_size", 8)), device=str(params.get("device", "auto")),
+                         member_seeds=tuple(int(s) for s in seeds) if seeds else None,
+                         precision=str(params.get("precision", "auto")), compile=bool(params.get("compile", False)))
+
+
+def _check_models(correction: TrainedModel, downscaling: TrainedModel) -> str:
+    """The common intensity transform; the models must be a correction and a downscaling model."""
+    for model, stage in ((correction, "correction"), (downscaling, "downscaling")):
+        if model.info.get("stage") != stage:
+            raise ValueError(f"inference.{stage}_model: {_name(model)} is a {model.info.get('stage')!r} model; "
+                             f"expected a {stage} model")
+    if correction.info.get("transform") != downscaling.info.get("transform"):
+        raise ValueError(f"inference: the models use different intensity transforms "
+                         f"({correction.info.get('transform')!r} vs {downscaling.info.get('transform')!r})")
+    return correction.info.get("transform", "log1p")
+
+
+def warn_outside_domain(lat: np.ndarray, lon: np.ndarray, model: TrainedModel) -> bool:
+    """Warn (:class:`OutOfDomainWarning`) if the 0.1° cells ``lat × lon`` leave the model's training domain."""
+    dom = model.info.get("domain")
+    if not dom:
+        return False
+    tol = RESOLUTION["satellite"] / 2 + 1e-6  # training domains are given by cell centres
+    inside = (lat.min() >= dom["lat_min"] - tol and lat.max() <= dom["lat_max"] + tol
+              and lon.min() >= dom["lon_min"] - tol and lon.max() <= dom["lon_max"] + tol)
+    if not inside:
+        warnings.warn(
+            f"inference: the box (cell centres lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}.."
+            f"{lon.max():.2f}) leaves the training domain of {_name(model)} (lat {dom['lat_min']:.2f}.."
+            f"{dom['lat_max']:.2f}, lon {dom['lon_min']:.2f}..{dom['lon_max']:.2f}); PrecipDiff models are "
+            "regional, expect degraded output there", OutOfDomainWarning, stacklevel=2)
+    return not inside
+
+
+def _name(model: TrainedModel) -> str:
+    reg = model.info.get("registered") or {}
+    return f"{reg.get('name', model.info.get('stage', 'model'))} v{reg.get('version', '?')}"
+
+
+def _sampler(model: TrainedModel, settings: ChainSettings) -> dict:
+    merged = {**model.info.get("sampler", {}), **(settings.sampler or {})}
+    return {k: merged[k] for k in SAMPLER_KEYS if k in merged}
+
+
+def _signature(correction, downscaling, settings: ChainSettings, seeds, thresholds, lat, lon, params) -> dict:
+    """Every setting that changes the numbers of an hour (compared on re-runs)."""
+    def model(m: TrainedModel) -> dict:
+        reg = m.info.get("registered") or {}
+        return {"name": reg.get("name"), "version": reg.get("version"), "run_id": reg.get("run_id")}
+
+    return {
+        "correction": model(correction), "downscaling": model(downscaling),
+        "correction_sampler": _sampler(correction, settings), "downscaling_sampler": _sampler(downscaling, settings),
+        "member_seeds": list(seeds), "thresholds_mm_h": thresholds,
+        "lat_sat": [round(float(lat[0]), 6), round(float(lat[-1]), 6), int(lat.size)],
+        "lon_sat": [round(float(lon[0]), 6), round(float(lon[-1]), 6), int(lon.size)],
+        "tile": settings.tile, "overlap": settings.overlap,
+        "precision": resolved_precision(pick_device(settings.device), settings.precision),
+        "max_rate_mm_h": params.get("max_rate_mm_h"), "precipdiff_version": precipdiff.__version__,
+    }
+
+
+def provenance(signature: dict, satellite: xr.Dataset) -> dict:
+    """Global attributes (CF-1.8 / ACDD-1.3) saying what made the file."""
+    attrs = {
+        "Conventions": "CF-1.8, ACDD-1.3",
+        "title": "PrecipDiff 0.01 degree (1 km) precipitation ensemble",
+        "summary": "Satellite precipitation corrected and downscaled by two EDM diffusion models on residuals",
+        "references": "Dai & Ushijima-Mwesigwa (2025), PrecipDiff, arXiv:2501.07447",
+        "source": f"precipdiff {precipdiff.__version__}",
+        "history": f"{dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} precipdiff inference pipeline",
+        "precipdiff_version": precipdiff.__version__,
+        "input_source": satellite[VARIABLE].attrs.get("source", "unknown"),
+        "input_kind": satellite.attrs.get("input_kind", "unknown"),
+        "input_files": satellite.attrs.get("input_files", "unknown"),
+        "n_members": len(signature["member_seeds"]),
+        "tile": signature["tile"], "tile_overlap": signature["overlap"], "precision": signature["precision"],
+        "thresholds_mm_h": np.asarray(signature["thresholds_mm_h"], np.float32),
+    }
+    for stage in ("correction", "downscaling"):
+        for key, value in signature[stage].items():
+            attrs[f"{stage}_model_{key}"] = "none" if value is None else str(value)
+        attrs[f"{stage}_sampler"] = json.dumps(signature[f"{stage}_sampler"], sort_keys=True)
+    for key, value in signature["downscaling_sampler"].items():
+        attrs[f"sampler_{key}"] = value
+    return attrs

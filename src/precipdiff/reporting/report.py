@@ -1,0 +1,151 @@
+"""The evaluation report: one self-contained HTML page (plotly.js inlined once, no network needed).
+
+:func:`headline_table` turns the tidy metrics table into one row per method (also handy in a
+notebook); :func:`build_report` assembles the page from that table, the model-selection decision,
+the evaluated hours and the figures.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from precipdiff.reporting.evaluation_figures import METHOD_ORDER
+
+# (column, metric(s) tried in order, threshold mm/h, scale); the first metric present wins, so
+# deterministic methods show ``fss`` and ensembles ``fss_members`` in the same column.
+HEADLINE = {
+    "fine": [("CRPS fair (mm/h)", ["crps_fair"], None, None), ("CRPS (mm/h)", ["crps"], None, None),
+             ("MAE", ["mae"], None, None), ("RMSE", ["rmse"], None, None), ("bias (mm/h)", ["bias"], None, None),
+             ("ratio of totals", ["ratio_of_totals"], None, None), ("corr", ["corr"], None, None),
+             ("spread/skill", ["spread_skill_ratio"], None, None),
+             ("CSI ≥1", ["csi"], 1.0, None), ("CSI ≥5", ["csi"], 5.0, None), ("CSI ≥10", ["csi"], 10.0, None),
+             ("FSS ≥5 @{scale:g} px", ["fss", "fss_members"], 5.0, "fss"),
+             ("PSD ratio ≤{max_km:g} km", ["psd_ratio_small_scales"], None, None),
+             ("seam ratio", ["seam_ratio"], None, None), ("over-smoothed", ["oversmoothing_flag"], None, None),
+             ("bias amplified", ["bias_amplification_flag"], None, None), ("seams", ["seam_flag"], None, None)],
+    "coarse": [("CRPS fair (mm/h)", ["crps_fair"], None, None), ("CRPS (mm/h)", ["crps"], None, None),
+               ("MAE", ["mae"], None, None), ("RMSE", ["rmse"], None, None), ("bias (mm/h)", ["bias"], None, None),
+               ("ratio of totals", ["ratio_of_totals"], None, None), ("corr", ["corr"], None, None),
+               ("spread/skill", ["spread_skill_ratio"], None, None), ("CSI ≥1", ["csi"], 1.0, None),
+               ("CSI ≥5", ["csi"], 5.0, None), ("CSI ≥10", ["csi"], 10.0, None),
+               ("bias amplified", ["bias_amplification_flag"], None, None)],
+}
+
+HOW_TO_READ = """
+<p><b>What is compared.</b> Every method turns the same satellite test hours into rates (mm/h) on the
+radar's 0.01° (≈ 1 km) grid; the <i>fine</i> table scores them against the radar, the <i>coarse</i> table
+scores the 0.1° correction stage against the radar max-pooled to 0.1° (what the correction model is
+trained on). Baselines: the satellite (nearest / bilinear), quantile mapping (QM, fitted on the training
+split only) and RainFARM (a stochastic downscaling of the QM field). <code>diffusion_chain</code> is
+PrecipDiff (correction ensemble → upsampling → downscaling ensemble); <code>_mean</code> is its member mean;
+<code>correction_diffusion_bilinear</code> drops the downscaling model (ablation);
+<code>champion_chain</code> is the registry's current champion on the same hours and noise.</p>
+<p><b>Headline: CRPS fair</b> (mm/h, lower is better; Ferro 2014), the CRPS of the distribution the members
+are drawn from, unbiased for any ensemble size; the standard CRPS penalises small ensembles. For a
+deterministic method both equal its MAE. <b>RMSE/MAE/bias/corr</b> of an ensemble are those of its member
+mean (which is smooth by construction, so compare spectra on members). <b>Spread/skill</b> ≈ 1 when the
+ensemble spread matches its error (&lt; 1 over-confident). <b>Rank histogram</b>: flat = calibrated,
+U-shaped = under-dispersive, ∩ = over-dispersive, sloped = biased. <b>CSI/POD/FAR</b> at 1, 5, 10 mm/h
+(members pooled for ensembles). <b>FSS</b> rises with the neighbourhood width; above the grey dotted
+"useful" level (0.5 + f<sub>o</sub>/2) a forecast is skilful at that scale. <b>PSD ratio</b> to the radar by
+wavelength: &lt; 1 means missing small-scale variance (over-smoothing, flagged when the geometric mean at
+short wavelengths is under the tolerance), &gt; 1 too noisy. <b>Seam ratio</b> ≈ 1 means no jumps on the
+10 km cell borders. <b>Bias amplified</b>: the method's volume error |ratio of totals − 1| exceeds the raw
+satellite's (times a factor, with a tolerance). Scores describe the evaluated hours only (see the list
+below; by default the wettest test hours, so they are rainy-hour scores, not climatology).</p>
+"""
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;max-width:1400px;color:#222}
+table{border-collapse:collapse;font-size:13px;margin:8px 0 20px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}
+td:first-child,th:first-child{text-align:left}.best{font-weight:bold;background:#e8f5e9}
+.flag{background:#fdecea}code{background:#f5f5f5;padding:0 3px}h2{margin-top:32px}
+"""
+
+
+def headline_table(metrics: pd.DataFrame, stage: str = "fine", fss_scale: float = 21,
+                   max_km: float = 10) -> pd.DataFrame:
+    """One row per method of ``stage``, the headline columns of :data:`HEADLINE` (NaN where absent)."""
+    df = metrics[metrics["stage"] == stage]
+    present = set(df["method"]) - {"radar"}
+    methods = [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
+    out = pd.DataFrame(index=pd.Index(methods, name="method"))
+    for label, names, thr, scale in HEADLINE[stage]:
+        col = label.format(scale=fss_scale, max_km=max_km)
+        out[col] = [_lookup(df, m, names, thr, fss_scale if scale == "fss" else None) for m in methods]
+    return out.dropna(axis=1, how="all")
+
+
+def _lookup(df: pd.DataFrame, method: str, names: list[str], thr, scale) -> float:
+    for name in names:
+        sel = (df["method"] == method) & (df["metric"] == name)
+        if thr is not None:
+            sel &= np.isclose(df["threshold"], thr)
+        if scale is not None:
+            sel &= np.isclose(df["scale"], scale)
+        if sel.any():
+            return float(df.loc[sel, "value"].iloc[0])
+    return math.nan
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    """HTML table, the best CRPS fair in bold, raised flags shaded."""
+    crps = table.get("CRPS fair (mm/h)")
+    best = crps.idxmin() if crps is not None and crps.notna().any() else None
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["method", *table.columns])
+    rows = []
+    for method, r in table.iterrows():
+        cells = []
+        for col, v in r.items():
+            flag = col in ("over-smoothed", "bias amplified", "seams") and v == 1
+            if np.isnan(v):
+                text = ""
+            elif col in ("over-smoothed", "bias amplified", "seams"):
+                text = "yes" if flag else "no"
+            else:
+                text = "∞" if np.isinf(v) else f"{v:.4g}"
+            cells.append(f'<td class="{"flag" if flag else ""}">{text}</td>')
+        cls = ' class="best"' if method == best else ""
+        rows.append(f"<tr><td{cls}>{html.escape(str(method))}</td>{''.join(cells)}</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _selection_html(sel: dict) -> str:
+    cand, champ = sel["candidate"], sel["champion"]
+    verdict = "moved to the evaluated models" if sel["promote"] else "unchanged"
+    fmt = lambda x: "–" if x is None or not np.isfinite(x) else f"{x:.4f}"  # noqa: E731
+    return (f"<p>Alias <code>{html.escape(sel['alias'])}</code> (mode <code>{sel['mode']}</code>): <b>{verdict}</b> — "
+            f"{html.escape(sel['reason'])}.<br>Evaluated: {html.escape(str(cand['versions']))}, test "
+            f"{sel['metric']} {fmt(cand['score'])} mm/h; champion: {html.escape(str(champ['versions']))}, "
+            f"{fmt(champ['score'])} mm/h ({html.escape(champ.get('score_from', ''))}; full chain at 1 km, same hours "
+            f"and noise). The scores are also tags "
+            f"(<code>eval.*</code>) on the model versions in the MLflow registry.</p>")
+
+
+def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, figures: dict[str, go.Figure],
+                 context: dict) -> str:
+    """The HTML page: context, how to read, headline tables, model selection, hours, figures."""
+    fss_scale, max_km = context.get("fss_scale_px", 21), context.get("max_km", 10)
+    parts = [f"<h1>precipdiff evaluation</h1><p>{html.escape(context.get('summary', ''))}</p>",
+             "<h2>How to read this report</h2>", HOW_TO_READ,
+             "<h2>1 km: every method vs the radar (0.01°)</h2>",
+             _table_html(headline_table(metrics, "fine", fss_scale, max_km)),
+             "<h2>Correction stage: 0.1° vs the max-pooled radar</h2>",
+             _table_html(headline_table(metrics, "coarse", fss_scale, max_km)),
+             "<h2>Model selection</h2>", _selection_html(selection)]
+    for title, fig in figures.items():
+        parts += [f"<h2>{html.escape(title)}</h2>", fig.to_html(full_html=False, include_plotlyjs=False)]
+    listed = hours.assign(time=hours["time"].astype(str))[["time", "radar_mean_mm_h", "radar_wet_fraction", "sample"]]
+    parts += ["<h2>Evaluated hours</h2>", listed.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+              "<p>The full table (every metric, threshold and scale) is "
+              "<code>data/08_reporting/metrics.parquet</code>, "
+              "also an artifact of the MLflow run.</p>"]
+    return (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>precipdiff evaluation</title>'
+            f"<style>{_STYLE}</style><script>{get_plotlyjs()}</script></head><body>{''.join(parts)}</body></html>")

@@ -1,0 +1,137 @@
+"""The inference chain: tiling is exact where it must be, seamless where tiles disagree, and members
+are reproducible one by one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from tests.inference.chain_models import grids, pixel_model, satellite, unet_model
+from scipy.ndimage import gaussian_filter
+
+from precipdiff.inference import chain
+from precipdiff.nn.sampler import edm_sampler
+from precipdiff.verification import SeamStatistic
+
+
+def test_pixel_local_model_tiled_equals_untiled_exactly():
+    """A denoiser whose output at a pixel depends on that pixel only: any tiling gives the same bits."""
+    corr, down = pixel_model("correction"), pixel_model("downscaling")
+    sat = satellite(2, 6, 5)
+    coarse, fine = grids(6, 5)
+    whole = chain.run_chain(sat, coarse, fine, [7, 8], corr, down, chain.ChainSettings(n_members=2, tile=64))
+    tiled = chain.run_chain(sat, coarse, fine, [7, 8], corr, down,
+                            chain.ChainSettings(n_members=2, tile=4, overlap=2, batch_size=5))
+    assert len(chain.tile_origins(6, 4, 2)) == 2 and len(chain.tile_origins(60, 4, 2)) == 29  # really tiled
+    for a, b in zip(whole, tiled):
+        assert a.shape == b.shape
+        np.testing.assert_array_equal(a, b)
+    assert np.std(whole[1]) > 0.1  # not a trivial field
+
+
+def test_unet_domain_within_one_tile_equals_a_direct_untiled_sampler_call():
+    model = unet_model("downscaling", seed=3)
+    coarse, fine = grids(3, 4)
+    base = chain.transforms.upsample(satellite(3, 3, 4), 10, "bilinear")
+    latents = chain.latent_field([11, 12, 13], [5], base.shape[-2:], chain.FINE)
+    settings = chain.ChainSettings(tile=64, batch_size=3)
+    out = chain.apply_model(model, base, *fine, latents, settings)
+
+    cond = torch.from_numpy(chain.condition(base, model.info, *fine))
+    with torch.inference_mode():
+        direct = edm_sampler(model.model.precond, model.model.normalise_cond(cond),
+                             torch.from_numpy(latents.full()), num_steps=3)
+    expected = base + (direct.float() * model.model.residual_scale)[:, 0].numpy()
+    np.testing.assert_array_equal(out, expected)
+
+
+def test_blending_removes_seams_where_tiles_disagree():
+    """Each tile returns its own smooth random field (tiles disagree everywhere, as diffusion samples
+    seeing different context do). Hard tiles leave jumps at their borders; with the raised-cosine
+    cross-fade the gradient across tile starts and ends stays at the level inside the tiles, and
+    mid-overlap (where two independent fields are mixed fastest) far below a hard seam."""
+    def smooth_per_tile(b, rows, cols):
+        noise = np.random.default_rng([b, rows.start, cols.start]).standard_normal((rows.stop - rows.start,) * 2)
+        z = gaussian_filter(noise, 5.0, mode="reflect")
+        return torch.zeros(1, *z.shape), torch.from_numpy(z / z.std())[None]
+
+    def seam(out, block, offset):
+        stat = SeamStatistic(block, offset)
+        stat.accum(out)
+        return stat.compute()["seam_ratio"]
+
+    hard = chain.tiled_map(lambda c, z: z, smooth_per_tile, 4, (128, 128), 32, 0, 8)  # tiles at 0, 32, 64, 96
+    assert seam(hard, 32, 0) > 5.0
+    tile, overlap = 32, 8  # tiles start at 0, 24, 48, 72 and end 8 cells into the next step
+    blended = chain.tiled_map(lambda c, z: z, smooth_per_tile, 4, (104, 104), tile, overlap, 8)
+    step = tile - overlap
+    assert abs(seam(blended, step, 0) - 1) < 0.1  # tile starts
+    assert abs(seam(blended, step, overlap) - 1) < 0.1  # tile ends
+    assert seam(blended, step, overlap // 2) < 2.0  # mid-overlap
+
+
+def test_tiled_map_blends_a_constant_exactly_and_keeps_memory_per_sample():
+    calls = []
+
+    def const(cond, latents):
+        calls.append(cond.shape[0])
+        return torch.full((cond.shape[0], 1, *cond.shape[-2:]), 2.5)
+
+    out = chain.tiled_map(const, lambda b, r, c: (torch.zeros(1, r.stop - r.start, c.stop - c.start),
+                                                  torch.zeros(1, r.stop - r.start, c.stop - c.start)),
+                          3, (50, 70), 24, 6, 4)
+    assert out.dtype == np.float32 and out.shape == (3, 50, 70)
+    np.testing.assert_array_equal(out, 2.5)
+    n_tiles = len(chain.tile_origins(50, 24, 6)) * len(chain.tile_origins(70, 24, 6))
+    assert sum(1 for _ in calls) == -(-3 * n_tiles // 4) and set(calls) == {4}  # last batch padded to 4
+
+
+def test_blend_window_is_a_cross_fade():
+    w = chain.blend_window(40, 40, 8).numpy()[0] / chain.blend_window(40, 40, 8).numpy()[0].max()
+    np.testing.assert_allclose(w[-8:] + w[:8], 1.0)  # ramp down + ramp up over the overlap = 1
+    assert (w > 0).all() and w[8:32].min() == 1.0
+
+
+def test_latent_windows_do_not_depend_on_tiling():
+    field = chain.LatentField(((1, 2, 3), (4, 5, 6)), (150, 130), block=64)
+    full = field.full()
+    assert full.shape == (2, 1, 150, 130)
+    np.testing.assert_array_equal(field.window(1, slice(37, 101), slice(60, 130)), full[1, 0, 37:101, 60:130])
+    assert abs(full.mean()) < 0.02 and abs(full.std() - 1) < 0.02
+    assert np.corrcoef(full[0, 0].ravel(), full[1, 0].ravel())[0, 1] < 0.02
+
+
+def test_one_member_regenerated_alone_equals_that_member():
+    corr, down = unet_model("correction", 1), unet_model("downscaling", 2)
+    sat = satellite(2, 4, 4, seed=5)
+    coarse, fine = grids(4, 4)
+    keys = chain.hour_keys(pd.to_datetime(["2023-07-01T01:00", "2023-07-01T02:00"]))
+    settings = chain.ChainSettings(n_members=3, seed=9, tile=24, overlap=8, batch_size=4)
+    corrected, members = chain.run_chain(sat, coarse, fine, keys, corr, down, settings)
+    seed = settings.seeds()[2]
+    alone = chain.ChainSettings(member_seeds=(seed,), tile=24, overlap=8, batch_size=4)
+    c1, m1 = chain.run_chain(sat[1:], coarse, fine, keys[1:], corr, down, alone)
+    np.testing.assert_array_equal(c1[0, 0], corrected[1, 2])
+    np.testing.assert_array_equal(m1[0, 0], members[1, 2])
+    assert not np.allclose(members[1, 0], members[1, 2])  # members differ
+
+
+def test_regression_models_give_one_deterministic_member():
+    corr, down = unet_model("correction", 1, "regression"), unet_model("downscaling", 2, "regression")
+    coarse, fine = grids(3, 3)
+    c, f = chain.run_chain(satellite(1, 3, 3), coarse, fine, [1], corr, down, chain.ChainSettings(n_members=5))
+    assert c.shape == (1, 1, 3, 3) and f.shape == (1, 1, 30, 30)
+
+
+def test_hour_keys_and_member_seeds():
+    assert chain.hour_keys(np.array(["1970-01-01T05:00", "2000-01-01T00:00"], dtype="datetime64[ns]")) == [5, 262968]
+    seeds = chain.member_seeds(0, 4)
+    assert len(set(seeds)) == 4 and chain.ChainSettings(n_members=4).seeds() == seeds
+    assert chain.ChainSettings(member_seeds=(7, 8)).seeds() == [7, 8]
+
+
+@pytest.mark.parametrize("kwargs", [{"precision": "fp16"}, {"tile": 16, "overlap": 16}, {"batch_size": 0}])
+def test_bad_settings(kwargs):
+    with pytest.raises(ValueError, match="ChainSettings"):
+        chain.ChainSettings(**kwargs)

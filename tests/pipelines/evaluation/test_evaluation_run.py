@@ -1,0 +1,89 @@
+"""``kedro run --env test --pipelines=training,evaluation`` through a real KedroSession: outputs and MLflow."""
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import plotly.io as pio
+import pytest
+from mlflow import MlflowClient
+from plotly.offline import get_plotlyjs
+
+from precipdiff.verification import COLUMNS
+
+FINE = {"satellite_nearest", "satellite_bilinear", "qm_bilinear", "rainfarm", "regression_chain",
+        "correction_diffusion_bilinear", "diffusion_chain", "diffusion_chain_mean"}
+COARSE = {"satellite", "qm", "regression_correction", "correction_diffusion"}
+
+
+def test_metrics_table_has_every_method_and_metric(evaluated_project):
+    m = pd.read_parquet(evaluated_project / "data/08_reporting/metrics.parquet")
+    assert list(m.columns) == list(COLUMNS)
+    assert FINE | {"radar"} == set(m[m.stage == "fine"].method)
+    assert COARSE == set(m[m.stage == "coarse"].method)
+    chain = m[(m.method == "diffusion_chain") & (m.stage == "fine")]
+    metrics = set(chain.metric)
+    assert {"crps", "crps_fair", "rmse", "mae", "bias", "ratio_of_totals", "corr", "spread_skill_ratio", "rank_0",
+            "csi", "pod", "far", "fss_members", "fss_prob", "psd", "psd_ratio", "bias_bin", "rmse_bin", "seam_ratio",
+            "oversmoothing_flag", "bias_amplification_flag", "seam_flag", "clipped_fraction"} <= metrics
+    assert set(chain[chain.metric == "csi"].threshold) == {1.0, 5.0, 10.0}
+    assert set(chain[chain.metric == "fss_members"].scale) == {1.0, 5.0, 11.0}
+    ranks = chain[chain.metric.str.match(r"rank_\d+$")]
+    assert len(ranks) == 4 and np.isclose(ranks.value.sum(), 1.0)  # 3 members → 4 ranks
+    hours = pd.read_parquet(evaluated_project / "data/08_reporting/evaluation_hours.parquet")
+    assert len(hours) == 3 and hours["sample"].sum() == 2
+
+
+def test_figures_and_self_contained_report(evaluated_project):
+    out = evaluated_project / "data/08_reporting"
+    for name in ("maps", "scores", "coarse_scores", "psd", "rank_histogram", "fss"):
+        assert len(pio.read_json(out / f"evaluation_{name}.json").data) > 0, name
+    maps = pio.read_json(out / "evaluation_maps.json")
+    assert maps.layout.xaxis.title.text.startswith("longitude") and len(maps.data) == 2 * 7
+    page = (out / "evaluation_report.html").read_text(encoding="utf-8")
+    assert page.count(get_plotlyjs()[:200]) == 1  # plotly.js inlined exactly once
+    assert "CRPS fair" in page and "How to read" in page and "diffusion_chain" in page
+    selection = json.loads((out / "model_selection.json").read_text())
+    assert selection["promote"] and selection["reason"] == "no champion yet"
+
+
+def test_mlflow_metrics_artifacts_and_champion(evaluated_project):
+    mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
+    try:
+        run = mlflow.search_runs(experiment_names=["precipdiff"]).iloc[0]
+        assert np.isfinite(run["metrics.evaluation.fine.diffusion_chain.crps_fair"])
+        assert "metrics.evaluation.coarse.correction_diffusion.crps_fair" in run
+        client = MlflowClient()
+        artifacts = {a.path for a in client.list_artifacts(run.run_id, "evaluation")}
+        assert {"evaluation/metrics.parquet", "evaluation/evaluation_report.html",
+                "evaluation/model_selection.json"} <= artifacts
+        for name in ("precipdiff-correction", "precipdiff-downscaling"):
+            champion = client.get_model_version_by_alias(name, "champion")
+            assert champion.tags["eval.decision"] == "promoted" and champion.tags["eval.run_id"] == run.run_id
+            assert float(champion.tags["eval.crps_fair"]) == pytest.approx(
+                run["metrics.evaluation.fine.diffusion_chain.crps_fair"], rel=1e-5)
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_runtime_params_choose_the_registry_versions(evaluated_project):
+    """`kedro run --pipelines=evaluation --params=evaluation.models.alias=champion` (catalog_evaluation.yml)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(evaluated_project)
+    cases = [({}, "models:/precipdiff-correction/latest", "models:/precipdiff-downscaling/latest"),
+             ({"alias": "champion"}, "models:/precipdiff-correction@champion", "models:/precipdiff-downscaling@champion"),
+             ({"correction": {"alias": "champion"}, "downscaling": {"version": 1}, "downscaling_regression": {"version": 1}},
+              "models:/precipdiff-correction@champion", "models:/precipdiff-downscaling/1")]
+    for models, correction, downscaling in cases:
+        runtime = {"evaluation": {"models": models}} if models else {}
+        with KedroSession.create(project_path=evaluated_project, env="test", runtime_params=runtime) as session:
+            catalog = session.load_context().catalog
+            assert catalog.get("correction.diffusion_model").model_uri() == correction
+            assert catalog.get("downscaling.diffusion_model").model_uri() == downscaling
+            candidates = catalog.get("evaluation.champion")._describe()["candidates"]
+            assert candidates["correction"]["alias"] == ("champion" if models else None)
+        regression = catalog.get("downscaling.regression_model").model_uri()
+        assert regression.endswith("/1" if "downscaling_regression" in models else "/latest")

@@ -1,0 +1,83 @@
+"""Inference nodes: every check on the request runs before any compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from precipdiff.data.contract import grid_for_box, make_dataset
+from precipdiff.inference.datasets import SatelliteFiles
+from precipdiff.inference.inputs import InputError
+from precipdiff.pipelines.inference import nodes
+from tests.inference.chain_models import pixel_model, unet_model
+from tests.inference.imerg_files import write_hours
+
+PARAMS = {"box": {"lat_min": 47.0, "lat_max": 47.3, "lon_min": -122.4, "lon_max": -122.1}, "start": None,
+          "end": None, "members": 2, "seed": 0, "thresholds_mm_h": [0.1, 1.0], "max_rate_mm_h": 300.0,
+          "sampler": {"num_steps": 2, "solver": "euler", "S_churn": None}, "progress": False,
+          "tiling": {"tile": 16, "overlap": 4, "batch_size": 4}}
+HOURS = pd.date_range("2023-07-01T01:00", periods=3, freq="h")
+
+
+def satellite(box=PARAMS["box"]) -> xr.Dataset:
+    lat, lon = grid_for_box(box, "satellite")
+    values = np.random.default_rng(0).gamma(0.5, 2.0, (len(HOURS), lat.size, lon.size))
+    return make_dataset(values, HOURS.values, lat, lon, kind="satellite", source="test")
+
+
+def test_all_missing_hours_are_named_before_any_compute(tmp_path):
+    lat, lon = grid_for_box({"lat_min": 46.9, "lat_max": 47.5, "lon_min": -122.5, "lon_max": -122.0}, "satellite")
+    fields = [np.ones((lat.size, lon.size)), np.full((lat.size, lon.size), np.nan), np.ones((lat.size, lon.size))]
+    write_hours(tmp_path, HOURS, lat, lon, fields)
+    files = SatelliteFiles(tuple(sorted(tmp_path.iterdir())))
+    with pytest.raises(InputError, match="have no valid satellite value") as info:
+        nodes.read_satellite(files, PARAMS)
+    assert str(HOURS[1]) in str(info.value)
+
+
+def test_box_outside_the_training_domain_warns_and_computes_nothing(monkeypatch):
+    monkeypatch.setattr(nodes, "run_chain", lambda *a, **k: pytest.fail("nothing is sampled while planning"))
+    box = {"lat_min": 47.0, "lat_max": 47.8, "lon_min": -122.4, "lon_max": -122.1}  # north of the domain
+    with pytest.warns(nodes.OutOfDomainWarning) as warned:
+        job = nodes.plan_ensemble(satellite(box), pixel_model("correction"), pixel_model("downscaling"),
+                                  {**PARAMS, "box": box})
+    messages = [str(w.message) for w in warned]
+    assert len(messages) == 2 and "training domain of correction v?" in messages[0]
+    assert "lat 47.05..47.75" in messages[1] and "(lat 47.05..47.35" in messages[1]
+    assert list(job.hours) == list(HOURS) and len(job.signature["member_seeds"]) == 2
+
+
+def test_planned_job_computes_the_product(recwarn):
+    job = nodes.plan_ensemble(satellite(), pixel_model("correction"), pixel_model("downscaling"), PARAMS)
+    assert not [w for w in recwarn if issubclass(w.category, nodes.OutOfDomainWarning)]
+    ds = job.compute(HOURS[1:2])
+    assert ds["precipitation"].shape == (1, 2, 30, 30) and ds["satellite_precipitation"].shape == (1, 3, 3)
+    assert job.signature["correction_sampler"]["solver"] == "euler"  # parameters override the model's
+    assert job.signature["correction_sampler"]["num_steps"] == 2
+    assert job.attrs["sampler_solver"] == "euler" and job.attrs["n_members"] == 2
+
+
+def test_regression_models_give_one_member():
+    corr, down = unet_model("correction", 1, "regression"), unet_model("downscaling", 2, "regression")
+    job = nodes.plan_ensemble(satellite(), corr, down, PARAMS)
+    ds = job.compute(HOURS[:1])
+    assert ds.sizes["member"] == 1 and list(ds["member_seed"].values) == job.signature["member_seeds"]
+
+
+def test_models_swapped_are_refused():
+    with pytest.raises(ValueError, match="expected a correction model"):
+        nodes.plan_ensemble(satellite(), pixel_model("downscaling"), pixel_model("downscaling"), PARAMS)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [({"members": 0}, "inference.members"), ({"thresholds_mm_h": []}, "inference.thresholds_mm_h"),
+     ({"sampler": {"solver": "rk4"}}, "inference.sampler.solver"), ({"start": "yesterday"}, "inference.start"),
+     ({"box": {"lat_min": 47.0, "lat_max": 47.01, "lon_min": 0, "lon_max": 1}}, "inference.box"),
+     ({"tiling": {"tile": 8, "overlap": 8}}, "inference.tiling")],
+)
+def test_bad_parameters_are_named(override, key):
+    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+        nodes.check_parameters({**PARAMS, **override})
