@@ -171,7 +171,7 @@ def _score_chain(coarse, fine, hours, correction, downscaling, params, names: di
 def score_regression_chain(coarse, fine, hours, correction: TrainedModel | None, downscaling: TrainedModel | None,
                            params: dict) -> pd.DataFrame:
     """``regression_correction`` (0.1°) and ``regression_chain`` (1 km); empty if a model is disabled."""
-    if correction is None or downscaling is None:
+    if not (correction and correction.enabled and downscaling and downscaling.enabled):
         log.info("evaluation: a regression model is disabled; regression_chain not evaluated")
         return tidy([])
     return _score_chain(coarse, fine, hours, correction, downscaling, params,
