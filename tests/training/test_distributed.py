@@ -5,7 +5,7 @@ import socket
 
 import torch
 import torch.multiprocessing as mp
-from conftest import TINY, make_problem
+from tests.training.conftest import TINY, make_problem
 
 from precipdiff.nn import EDMLoss, build_model, model_config
 from precipdiff.training import resolve_config, train

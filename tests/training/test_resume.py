@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import TINY
+from tests.training.conftest import TINY
 
 from precipdiff.training import loop, train
 from precipdiff.training.checkpoint import checkpoint_path, load_checkpoint

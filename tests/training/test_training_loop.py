@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, make_problem
+from tests.training.conftest import TINY, make_problem
 
 from precipdiff.nn import build_model
 from precipdiff.training import NonFiniteLossError, resolve_config, train
