@@ -17,6 +17,8 @@ import os
 import sys
 from pathlib import Path
 
+import click
+
 from precipdiff.inference.output import OutputError, check_writable
 
 PIPELINE = "inference"
@@ -207,15 +209,13 @@ def _root_message(exc: BaseException) -> str:
     return str(exc)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 # Kedro imports `<package>.cli.cli` as the project's extra `kedro` commands when this module
 # exists; precipdiff adds none there (its own console command is `precipdiff`, see `main`).
-import click  # noqa: E402
-
-
 @click.group(name="precipdiff")
 def cli() -> None:
     """precipdiff project commands (none beyond Kedro's; use the `precipdiff` command)."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
