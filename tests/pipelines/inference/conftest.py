@@ -84,7 +84,7 @@ def satellite_truth(trained_project) -> xr.Dataset:
 def imerg_hours(satellite_truth) -> pd.DatetimeIndex:
     """Four consecutive hours around the wettest hour of the last day (test split)."""
     mean = satellite_truth["precipitation"].isel(time=slice(-24, -3)).mean(("lat", "lon"))
-    wettest = int(mean.argmax()) + satellite_truth.sizes["time"] - 24
+    wettest = int(np.argmax(mean.values)) + satellite_truth.sizes["time"] - 24
     return pd.DatetimeIndex(satellite_truth["time"].values[max(wettest - 1, 0):][:4])
 
 
