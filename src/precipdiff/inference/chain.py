@@ -31,6 +31,7 @@ from precipdiff.data.contract import NEST
 from precipdiff.nn.precond import EDMPrecond
 from precipdiff.nn.sampler import edm_sampler
 from precipdiff.training.artifact import TrainedModel
+from precipdiff.training.distributed import pick_device  # noqa: F401  (also used by the inference nodes)
 
 COARSE, FINE = 0, 1  # grid ids in the latent keys
 LATENT_BLOCK = 64  # latents are drawn in blocks of this many cells (per axis)
@@ -66,16 +67,6 @@ class ChainSettings:
             return [int(s) for s in self.member_seeds]
         return member_seeds(self.seed, self.n_members)
 
-
-def pick_device(name: str = "auto") -> torch.device:
-    """CUDA > MPS > CPU for ``auto``, else ``torch.device(name)``."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def member_seeds(seed: int, n_members: int) -> list[int]:
