@@ -46,6 +46,12 @@ def powerlaw_field(
     return normalise(field)
 
 
+def unit_field(shape: tuple[int, int], beta: float, rng: np.random.Generator) -> np.ndarray:
+    """One power-law field (PSD ∝ ``|k|^-beta``) min-max scaled to [0, 1] (terrain / location maps)."""
+    z = powerlaw_field(shape, beta, rng)
+    return (z - z.min()) / (z.max() - z.min())
+
+
 def shift_spectrum(spec: np.ndarray, shape: tuple[int, int], dy: float, dx: float) -> np.ndarray:
     """Translate a field by ``(dy, dx)`` pixels (periodic) by a phase ramp in Fourier space."""
     ky = np.fft.fftfreq(shape[0])[:, None]

@@ -112,8 +112,7 @@ def simulate_satellite(
     rng = np.random.default_rng(seed)
     rates = radar[contract.VARIABLE].values
     if location_map is None:
-        z = fields.powerlaw_field(rates.shape[1:], p.location_slope, rng)
-        location_map = (z - z.min()) / (z.max() - z.min())
+        location_map = fields.unit_field(rates.shape[1:], p.location_slope, rng)
     coarse = block_mean(_displace_and_smooth(rates, p, rng))
     location = block_mean(location_map[None].astype(np.float64))[0]
     sat = _misses_and_false_alarms(_bias_and_noise(coarse, location, p, rng), p, rng)

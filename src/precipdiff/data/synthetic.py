@@ -70,8 +70,7 @@ def hourly_times(start: str, hours: int) -> np.ndarray:
 
 def terrain_map(shape: tuple[int, int], slope: float, rng: np.random.Generator) -> np.ndarray:
     """Smooth terrain-like field scaled to [0, 1] (1 = highest ground)."""
-    z = fields.powerlaw_field(shape, slope, rng)
-    return ((z - z.min()) / (z.max() - z.min())).astype(np.float32)
+    return fields.unit_field(shape, slope, rng).astype(np.float32)
 
 
 def _ar1(n: int, lag1: float, rng: np.random.Generator, size: int = 1) -> np.ndarray:

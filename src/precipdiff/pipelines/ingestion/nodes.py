@@ -118,8 +118,7 @@ def _location_map(box: dict, params: dict) -> np.ndarray:
     """Fixed map of where the simulated satellite underestimates heavy rain most (seeded, [0, 1])."""
     lat, lon = contract.grid_for_box(box, "radar")
     slope = SatelliteErrorParams.from_mapping(params.get("satellite_errors")).location_slope
-    z = fields.powerlaw_field((lat.size, lon.size), slope, np.random.default_rng(int(params["seed"])))
-    return (z - z.min()) / (z.max() - z.min())
+    return fields.unit_field((lat.size, lon.size), slope, np.random.default_rng(int(params["seed"])))
 
 
 def ingest_days(params: dict, cached: dict) -> dict:
