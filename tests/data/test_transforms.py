@@ -42,3 +42,21 @@ def test_bilinear_upsampling_preserves_linear_fields_in_the_interior():
     centres = (np.arange(60) + 0.5) / 10 - 0.5  # fine cell centres in coarse-index units
     inner = (centres > 0) & (centres < 5)
     np.testing.assert_allclose(fine[0, inner, 30], centres[inner] * 2 + 1, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind", transforms.RESIDUALS)
+def test_residual_variants_round_trip(kind):
+    rng = np.random.default_rng(3)
+    base, target = (transforms.forward_transform(rng.gamma(0.5, 3.0, (4, 5)).astype(np.float32)) for _ in range(2))
+    res = transforms.make_residual(base, target, kind)
+    np.testing.assert_allclose(transforms.apply_residual(base, res, kind), target, rtol=1e-5, atol=1e-6)
+
+
+def test_absolute_residual_is_in_mm_h_and_clipped_at_zero():
+    base, target = np.log1p(np.array([1.0, 4.0])), np.log1p(np.array([3.0, 0.0]))
+    np.testing.assert_allclose(transforms.make_residual(base, target, "absolute"), [2.0, -4.0], rtol=1e-6)
+    np.testing.assert_allclose(transforms.make_residual(base, target, "transformed"), [np.log(2.0), -np.log(5.0)])
+    # a residual taking the rate below zero gives 0 mm/h, not a negative rate
+    np.testing.assert_allclose(transforms.apply_residual(base, np.array([-3.0, -9.0]), "absolute"), [0.0, 0.0])
+    with pytest.raises(ValueError, match="training.residual"):
+        transforms.make_residual(base, target, "ratio")

@@ -80,3 +80,34 @@ def upsample(values, factor: int = NEST, method: str = "nearest"):
         raise ValueError(f"upsampling method must be 'nearest' or 'bilinear', got {method!r}")
     y = y.reshape(*lead, *y.shape[-2:])
     return y.numpy() if is_numpy else y
+
+
+# ---- residual variants --------------------------------------------------------------------------
+# PrecipDiff learns target − condition. Where the difference is taken is a choice (experiment
+# "residual"): in the transformed space it is, for log1p, ln((1 + y) / (1 + x)), a relative
+# (multiplicative) residual of the rates; in mm/h it is the absolute residual y − x.
+RESIDUALS = ("transformed", "absolute")
+
+
+def _check_residual(kind: str) -> None:
+    if kind not in RESIDUALS:
+        raise ValueError(f"training.residual must be one of {RESIDUALS}, got {kind!r}")
+
+
+def make_residual(base: np.ndarray, target: np.ndarray, kind: str = "transformed", name: str = "log1p") -> np.ndarray:
+    """Residual of ``target`` over ``base`` (both transformed units): transformed units or mm/h."""
+    _check_residual(kind)
+    if kind == "transformed":
+        return target - base
+    return inverse_transform(target, name) - inverse_transform(base, name)
+
+
+def apply_residual(base: np.ndarray, residual: np.ndarray, kind: str = "transformed", name: str = "log1p") -> np.ndarray:
+    """Inverse of :func:`make_residual`: ``base`` (transformed) + residual → transformed units.
+
+    An absolute residual is added in mm/h and the sum clipped at 0 mm/h before transforming back.
+    """
+    _check_residual(kind)
+    if kind == "transformed":
+        return base + residual
+    return forward_transform(np.maximum(inverse_transform(base, name) + residual, 0.0), name).astype(base.dtype)

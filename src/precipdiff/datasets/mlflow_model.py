@@ -63,7 +63,7 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
         version = getattr(info, "registered_model_version", None)
         if version is not None:
             client = MlflowClient()
-            for key in ("stage", "objective", "transform", "data_fingerprint"):
+            for key in ("stage", "objective", "transform", "residual", "data_fingerprint"):
                 client.set_model_version_tag(self._registered, str(version), key, str(data.info.get(key)))
             data.info["registered"] = {"name": self._registered, "version": str(version),
                                        "run_id": mlflow.active_run().info.run_id}

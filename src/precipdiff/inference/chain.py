@@ -288,7 +288,8 @@ def residual_sampler(trained: TrainedModel, device: torch.device, sampler: dict 
 
 def apply_model(trained: TrainedModel, base: np.ndarray, lat: np.ndarray, lon: np.ndarray,
                 latents: np.ndarray | LatentField | None, settings: ChainSettings, churn_seed: int = 0) -> np.ndarray:
-    """``base + residual`` for ``base`` ``(B, H, W)`` (transformed units).
+    """``base + residual`` for ``base`` ``(B, H, W)`` (transformed units; the residual as the model
+    was trained, :func:`~precipdiff.data.transforms.apply_residual`).
 
     ``latents``: ``(B, 1, H, W)`` array, a :class:`LatentField` (drawn tile by tile) or ``None``
     (zeros; regression models ignore them). Conditions are built tile by tile.
@@ -310,7 +311,8 @@ def apply_model(trained: TrainedModel, base: np.ndarray, lat: np.ndarray, lon: n
 
     fn = residual_sampler(trained, device, settings.sampler, settings.precision, settings.compile, churn_seed)
     res = tiled_map(fn, tile_inputs, n, (h, w), settings.tile, settings.overlap, settings.batch_size)
-    return base + res
+    return transforms.apply_residual(base, res, trained.info.get("residual", "transformed"),
+                                     trained.info.get("transform", "log1p"))
 
 
 def run_chain(sat_t: np.ndarray, coarse_grid: tuple[np.ndarray, np.ndarray], fine_grid: tuple[np.ndarray, np.ndarray],

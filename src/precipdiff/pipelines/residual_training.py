@@ -1,13 +1,16 @@
 """The one template behind ``correction_training`` and ``downscaling_training``.
 
-Both pipelines are ``residual_training_pipeline(stage, pairs_node)``: they differ only in how the
-(condition, residual) pairs are made and in their parameters (``parameters_<stage>_training.yml``).
+Both pipelines are ``residual_training_pipeline(stage)``: they differ only in how the (condition,
+residual) pairs are made and in their parameters (``parameters_<stage>_training.yml``); the
+``experiments`` pipelines reuse the same template on other data and parameters.
 
 * correction: condition = satellite (0.1°), residual = radar max-pooled to 0.1° − satellite;
 * downscaling: condition = radar 0.1° upsampled to 0.01° (at inference: the *corrected* field),
   residual = radar 0.01° − condition.
 
-All in the transformed intensity space (``log1p``) of ``05_model_input``. Static channels
+Conditions are in the transformed intensity space (``log1p``) of ``05_model_input``; the residual
+is taken there too (``residual: transformed``, the default) or in mm/h (``residual: absolute``,
+:func:`precipdiff.data.transforms.make_residual`). Static channels
 (latitude/longitude in degrees) can be appended to the condition so the models learn
 location-dependent errors (orography); the models normalise every channel themselves.
 """
@@ -16,18 +19,19 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 import xarray as xr
-from kedro.pipeline import Node, Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.data import transforms
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.launch import train_distributed
-from precipdiff.verification import crps_ensemble, mae, rmse
+from precipdiff.verification import correlation, crps_ensemble, mae, rmse
 from precipdiff.training.loop import train
 
 log = logging.getLogger(__name__)
@@ -37,7 +41,8 @@ log = logging.getLogger(__name__)
 class TrainingPairs:
     """Condition ``(T, C, H, W)``, base field and residual ``(T, 1, H, W)`` on one grid.
 
-    ``target = base + residual`` in transformed units; ``cond[:, 0] == base[:, 0]``.
+    ``target = transforms.apply_residual(base, residual, residual_kind, transform)`` (transformed
+    units); ``cond[:, 0] == base[:, 0]``.
     """
 
     cond: np.ndarray
@@ -50,6 +55,12 @@ class TrainingPairs:
     channels: list[str]
     transform: str
     upsampling: str
+    residual_kind: str = "transformed"
+
+    def target(self, idx, residual: np.ndarray | None = None) -> np.ndarray:
+        """``base + residual`` (transformed units) of the hours ``idx`` (``residual``: another one)."""
+        res = self.residual[idx] if residual is None else residual
+        return transforms.apply_residual(self.base[idx], res, self.residual_kind, self.transform)
 
 
 def static_channels(lat: np.ndarray, lon: np.ndarray, names: list[str], n_times: int) -> np.ndarray:
@@ -68,12 +79,13 @@ def static_channels(lat: np.ndarray, lon: np.ndarray, names: list[str], n_times:
 def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -> TrainingPairs:
     names = list(params.get("static_channels", []))
     lat, lon = ds["lat"].values, ds["lon"].values
+    kind, name = params.get("residual", "transformed"), ds.attrs["transform"]
     cond = np.concatenate([base[:, None], static_channels(lat, lon, names, len(base))], axis=1)
-    return TrainingPairs(cond=np.ascontiguousarray(cond, dtype=np.float32), base=base[:, None],
-                         residual=(target - base)[:, None].astype(np.float32), times=ds["time"].values,
-                         split=ds["split"].values.astype(str), lat=lat, lon=lon,
-                         channels=["base", *names], transform=ds.attrs["transform"],
-                         upsampling=ds.attrs["upsampling"])
+    residual = transforms.make_residual(base, target, kind, name)[:, None].astype(np.float32)
+    return TrainingPairs(cond=np.ascontiguousarray(cond, dtype=np.float32), base=base[:, None], residual=residual,
+                         times=ds["time"].values, split=ds["split"].values.astype(str), lat=lat, lon=lon,
+                         channels=["base", *names], transform=name, upsampling=ds.attrs["upsampling"],
+                         residual_kind=kind)
 
 
 def correction_pairs(coarse: xr.Dataset, params: dict) -> TrainingPairs:
@@ -104,6 +116,7 @@ def data_fingerprint(pairs: TrainingPairs) -> str:
 
 def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
     return {"stage": params["stage"], "objective": objective, "transform": pairs.transform,
+            "residual": pairs.residual_kind,
             "data_fingerprint": data_fingerprint(pairs),
             "channels": pairs.channels, "upsampling": pairs.upsampling,
             "sampler": dict(params.get("sampler", {})),
@@ -121,12 +134,14 @@ def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: s
     kwargs = {"objective": objective, "checkpoint_dir": f"{ckpt}/{key}" if ckpt else None,
               "seed": int(params["seed"])}
     nproc = int(params.get("nproc_per_node", 1))
+    started = time.perf_counter()
     if nproc > 1:  # DDP: torchrun workers run the same train(); this process keeps Kedro + MLflow
         result = train_distributed(pairs.cond, pairs.residual, _patch_table(patches, params), cfg,
                                    nproc_per_node=nproc, **kwargs)
     else:
         result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, **kwargs)
-    model = TrainedModel(result.model_config, result.model.cpu().eval(), _info(pairs, params, objective))
+    info = {**_info(pairs, params, objective), "train_seconds": round(time.perf_counter() - started, 1)}
+    model = TrainedModel(result.model_config, result.model.cpu().eval(), info)
     return model, history_metrics(result.history, key)
 
 
@@ -159,50 +174,61 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     """Quick skill check on the wettest ``validation_hours`` validation hours (mm/h, whole fields).
 
     RMSE of the condition as is, of one diffusion member, of the mean of ``validation_members``
-    members and of the regression; fair CRPS (Ferro 2014) of the members against the MAE of the
+    members and of the regression; MAE and correlation of the condition and of one member; fair CRPS (Ferro 2014) of the members against the MAE of the
     condition (the CRPS of a deterministic field). A calibrated ensemble has one-member RMSE ≈ √2 ×
     the RMSE of the conditional mean, so the one-member figure is not expected to beat the others.
     The full comparison is the ``evaluation`` pipeline's.
     """
     val = np.flatnonzero(pairs.split == "validation")
-    wet = np.nan_to_num(pairs.residual[val] + pairs.base[val]).mean(axis=(1, 2, 3))
+    wet = np.nan_to_num(pairs.target(val)).mean(axis=(1, 2, 3))
     idx = np.sort(val[np.argsort(wet)[::-1][: int(params["validation_hours"])]])
     cond, base = torch.from_numpy(pairs.cond[idx]), pairs.base[idx]
     mm_h = lambda x: transforms.inverse_transform(x, pairs.transform)  # noqa: E731
-    target = mm_h(base + pairs.residual[idx])[:, 0]
+    target = mm_h(pairs.target(idx))[:, 0]
     gen = torch.Generator().manual_seed(int(params["seed"]))
     members = int(params.get("validation_members", 1))
-    ens = mm_h(base[:, None] + diffusion.model.sample(cond, members, gen, **params.get("sampler", {})).numpy())[:, :, 0]
+    res = diffusion.model.sample(cond, members, gen, **params.get("sampler", {})).numpy()  # (T, M, 1, H, W)
+    ens = mm_h(pairs.target(idx, res.swapaxes(0, 1)).swapaxes(0, 1))[:, :, 0]
     out = {"val_rmse_condition_mm_h": rmse(mm_h(base)[:, 0], target),
            "val_rmse_diffusion_member_mm_h": rmse(ens[:, 0], target),
            "val_rmse_diffusion_mean_mm_h": rmse(ens.mean(axis=1), target),
-           "val_mae_condition_mm_h": mae(mm_h(base)[:, 0], target)}
+           "val_mae_condition_mm_h": mae(mm_h(base)[:, 0], target),
+           "val_mae_diffusion_member_mm_h": mae(ens[:, 0], target),
+           "val_corr_condition": correlation(mm_h(base)[:, 0], target),
+           "val_corr_diffusion_member": correlation(ens[:, 0], target)}
     if members > 1:
         out["val_crps_fair_diffusion_mm_h"] = float(np.nanmean(crps_ensemble(ens, target, fair=True)))
     if regression.enabled:
-        out["val_rmse_regression_mm_h"] = rmse(mm_h(base + regression.model.predict(cond).numpy())[:, 0], target)
+        out["val_rmse_regression_mm_h"] = rmse(mm_h(pairs.target(idx, regression.model.predict(cond).numpy()))[:, 0],
+                                               target)
     log.info("%s validation skill (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
     return {k: [{"value": v, "step": 0}] for k, v in out.items()}
 
 
-def residual_training_pipeline(stage: str, pairs: Node) -> Pipeline:
-    """The shared template, namespaced by ``stage`` (``correction`` | ``downscaling``)."""
-    template = Pipeline([
-        pairs,
-        node(train_diffusion, ["training_pairs", "patches", "params:training"],
-             ["diffusion_model", "diffusion_history"], name="train_diffusion"),
-        node(train_regression, ["training_pairs", "patches", "params:training"],
-             ["regression_model", "regression_history"], name="train_regression"),
-        node(validation_skill, ["diffusion_model", "regression_model", "training_pairs", "params:training"],
-             "validation_skill", name="validation_skill"),
-    ])
-    patches = {"correction": "coarse_patches", "downscaling": "fine_patches"}[stage]
-    return pipeline(template, namespace=stage, inputs=_inputs(template, patches),
-                    parameters={"params:training": f"params:{stage}_training"})
+PAIRS = {"correction": (correction_pairs, ["coarse_model_input"]),
+         "downscaling": (downscaling_pairs, ["coarse_model_input", "fine_model_input"])}
+PATCHES = {"correction": "coarse_patches", "downscaling": "fine_patches"}
 
 
-def _inputs(template: Pipeline, patches: str) -> dict:
-    free = {i for i in template.inputs() if not i.startswith("params:")}
-    mapping = {i: i for i in free if i != "patches"}
-    mapping["patches"] = patches
-    return mapping
+def residual_training_pipeline(stage: str, *, namespace: str | None = None, params: str | None = None,
+                               data: dict[str, str] | None = None, diffusion_only: bool = False) -> Pipeline:
+    """The shared template of ``stage`` (``correction`` | ``downscaling``), namespaced ``namespace``
+    (default: the stage).
+
+    ``params``: the dataset holding the training parameters (default ``params:<stage>_training``);
+    ``data``: other datasets for the template's ``coarse_model_input``, ``fine_model_input`` and
+    ``patches`` (the experiments train on other data with overridden parameters);
+    ``diffusion_only``: leave out the regression baseline and the validation check.
+    """
+    make_pairs, data_inputs = PAIRS[stage]
+    nodes = [node(make_pairs, [*data_inputs, "training"], "training_pairs", name="make_training_pairs"),
+             node(train_diffusion, ["training_pairs", "patches", "training"],
+                  ["diffusion_model", "diffusion_history"], name="train_diffusion")]
+    if not diffusion_only:
+        nodes += [node(train_regression, ["training_pairs", "patches", "training"],
+                       ["regression_model", "regression_history"], name="train_regression"),
+                  node(validation_skill, ["diffusion_model", "regression_model", "training_pairs", "training"],
+                       "validation_skill", name="validation_skill")]
+    inputs = {**{name: name for name in data_inputs}, "patches": PATCHES[stage],
+              "training": params or f"params:{stage}_training", **(data or {})}
+    return pipeline(Pipeline(nodes), namespace=namespace or stage, inputs=inputs)

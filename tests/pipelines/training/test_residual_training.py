@@ -76,3 +76,12 @@ def test_the_two_pipelines_are_one_template_in_two_namespaces():
     assert strip(c) == strip(d)
     assert "coarse_patches" in c.inputs() and "fine_patches" in d.inputs()
     assert {"correction.diffusion_model", "correction.regression_model"} <= c.all_outputs()
+
+
+def test_absolute_residual_pairs_rebuild_the_target(inputs):
+    coarse, _ = inputs
+    pairs = rt.correction_pairs(coarse, {"residual": "absolute"})
+    assert pairs.residual_kind == "absolute"
+    mm_h = transforms.inverse_transform(coarse.radar.values) - transforms.inverse_transform(coarse.satellite.values)
+    np.testing.assert_allclose(pairs.residual[:, 0], mm_h, rtol=1e-5, atol=1e-6)  # residual in mm/h
+    np.testing.assert_allclose(pairs.target(slice(None))[:, 0], coarse.radar.values, rtol=1e-5, atol=1e-6)
