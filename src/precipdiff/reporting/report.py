@@ -28,13 +28,15 @@ HEADLINE = {
              ("FSS ≥5 @{scale:g} px", ["fss", "fss_members"], 5.0, "fss"),
              ("PSD ratio ≤{max_km:g} km", ["psd_ratio_small_scales"], None, None),
              ("seam ratio", ["seam_ratio"], None, None), ("over-smoothed", ["oversmoothing_flag"], None, None),
-             ("bias amplified", ["bias_amplification_flag"], None, None), ("seams", ["seam_flag"], None, None)],
+             ("bias amplified", ["bias_amplification_flag"], None, None),
+             ("bias grows with intensity", ["bias_growth_flag"], None, None), ("seams", ["seam_flag"], None, None)],
     "coarse": [("CRPS fair (mm/h)", ["crps_fair"], None, None), ("CRPS (mm/h)", ["crps"], None, None),
                ("MAE", ["mae"], None, None), ("RMSE", ["rmse"], None, None), ("bias (mm/h)", ["bias"], None, None),
                ("ratio of totals", ["ratio_of_totals"], None, None), ("corr", ["corr"], None, None),
                ("spread/skill", ["spread_skill_ratio"], None, None), ("CSI ≥1", ["csi"], 1.0, None),
                ("CSI ≥5", ["csi"], 5.0, None), ("CSI ≥10", ["csi"], 10.0, None),
-               ("bias amplified", ["bias_amplification_flag"], None, None)],
+               ("bias amplified", ["bias_amplification_flag"], None, None),
+               ("bias grows with intensity", ["bias_growth_flag"], None, None)],
 }
 
 HOW_TO_READ = """

@@ -124,3 +124,24 @@ def test_flags_from_hand_made_rows():
     assert amp[("smooth", "bias_amplification_flag")] == 1.0 and amp[("good", "bias_amplification_flag")] == 0.0
     seams = flags.seam_flag_rows(table, {"max_ratio": 1.3})
     assert seams["value"].tolist() == [1.0]
+
+
+def test_bias_growth_is_the_slope_against_log_intensity():
+    edges = [0.0, 0.1, 1.0, 10.0]
+    # satellite: bias −0.5 mm/h per e-fold of intensity; "amplified": three times that; "flat": none
+    slope = {"satellite_bilinear": -0.5, "amplified": -1.5, "flat": 0.0}
+    rows = [{"method": m, "metric": "bias_bin", "threshold": e, "value": 0.3 + s * np.log(max(e, 1e-9))}
+            for m, s in slope.items() for e in edges]
+    rows += [{"method": m, "metric": "count_bin", "threshold": e, "value": 500 if e < 10 else 50}
+             for m in slope for e in edges]  # the 10 mm/h bin is too small to count
+    rows[[r["method"] == "amplified" and r["threshold"] == 10.0 for r in rows].index(True)]["value"] = -100.0
+    table = tidy(rows, stage="fine")
+    params = {"reference": {"fine": "satellite_bilinear"}, "min_mm_h": 0.1, "min_count": 100,
+              "factor": 1.1, "tolerance": 0.2}
+    out = flags.bias_growth_rows(table, params)
+    got = out.set_index(["method", "metric"])["value"]
+    # bins 0.1 and 1 mm/h only: 0 is not wet, the −100 of the 10 mm/h bin has too few pixels
+    assert got[("amplified", "bias_growth")] == pytest.approx(-1.5)
+    assert got[("satellite_bilinear", "bias_growth")] == pytest.approx(-0.5)
+    assert got[("amplified", "bias_growth_flag")] == 1.0
+    assert got[("flat", "bias_growth_flag")] == 0.0 and got[("satellite_bilinear", "bias_growth_flag")] == 0.0

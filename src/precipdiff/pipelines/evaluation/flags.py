@@ -58,6 +58,36 @@ def bias_amplification_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
     return tidy(rows)
 
 
+def _growth(bins: pd.DataFrame, counts: pd.Series, flag: dict) -> float:
+    """Least-squares slope of the bias (mm/h) against ln(bin lower edge) over the populated wet bins."""
+    b = bins.set_index("threshold")["value"]
+    keep = [t for t in b.index if t >= float(flag["min_mm_h"]) and counts.get(t, 0) >= float(flag["min_count"])
+            and np.isfinite(b[t])]
+    if len(keep) < 2:
+        return np.nan
+    return float(np.polyfit(np.log(keep), b[keep].to_numpy(), 1)[0])
+
+
+def bias_growth_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
+    """``bias_growth``: slope of the bias per observed-intensity bin against ln(intensity), mm/h per
+    e-fold (< 0: heavy rain increasingly underestimated); ``bias_growth_flag`` = 1 when |slope| >
+    max(``tolerance``, ``factor`` × the raw satellite's |slope|): the method amplifies the satellite's
+    intensity-dependent bias."""
+    rows = []
+    for stage, reference in flag["reference"].items():
+        bins, counts = _rows(table, "bias_bin", stage), _rows(table, "count_bin", stage)
+        slopes = {m: _growth(g, counts[counts["method"] == m].set_index("threshold")["value"], flag)
+                  for m, g in bins.groupby("method", sort=False)}
+        if reference not in slopes:
+            continue
+        limit = max(float(flag["tolerance"]), float(flag["factor"]) * abs(slopes[reference]))
+        for method, slope in slopes.items():
+            rows += [{"method": method, "stage": stage, "metric": "bias_growth", "value": slope},
+                     {"method": method, "stage": stage, "metric": "bias_growth_flag",
+                      "value": float(abs(slope) > limit) if np.isfinite(slope) else np.nan}]
+    return tidy(rows)
+
+
 def seam_flag_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
     """``seam_flag`` = 1 when the seam ratio at the 10 km block borders exceeds ``max_ratio``."""
     seams = _rows(table, "seam_ratio", "fine")

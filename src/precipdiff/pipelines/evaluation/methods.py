@@ -14,6 +14,7 @@ rainfarm                        0.01°       RainFARM ensemble of the quantile-m
 regression_chain                both        regression correction → upsampling → regression downscaling
 correction_diffusion_bilinear   0.01°       diffusion correction ensemble upsampled (the chain's upsampling), no downscaling model
 diffusion_chain(_mean)          both        the PrecipDiff chain (ensemble) and its member mean
+downscaling_diffusion(_mean)    0.01°       downscaling model on the raw upsampled satellite (experiment ablation only)
 satellite, qm                   0.1°        satellite as is / quantile-mapped to the max-pooled radar distribution
 ==============================  ==========  ========================================================
 """

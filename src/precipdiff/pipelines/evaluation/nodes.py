@@ -128,6 +128,14 @@ def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, b
     return pd.concat([board.table(), _cost_rows("baselines", {"seconds": seconds})], ignore_index=True)
 
 
+def score_reference(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """The radar's own spectrum on the scored hours (the reference of the PSD ratios), alone."""
+    board = _board(params)
+    for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
+        board.add_reference("fine", chunk.radar)
+    return board.table()
+
+
 def chain_settings(params: dict) -> ChainSettings:
     """``evaluation.chain`` → :class:`~precipdiff.inference.chain.ChainSettings` (same keys)."""
     c = dict(params["chain"])
@@ -183,6 +191,13 @@ def score_diffusion_chain(coarse, fine, hours, correction: TrainedModel, downsca
     names = {"corrected": "correction_diffusion", "upsampled": "correction_diffusion_bilinear",
              "fine": "diffusion_chain", "fine_mean": "diffusion_chain_mean"}
     return _score_chain(coarse, fine, hours, correction, downscaling, params, names, samples=True)
+
+
+def score_downscaling_only(coarse, fine, hours, downscaling: TrainedModel, params: dict) -> pd.DataFrame:
+    """``downscaling_diffusion(_mean)``: the downscaling model applied to the raw satellite upsampled
+    (no correction; the ablation of the correction stage)."""
+    return _score_chain(coarse, fine, hours, None, downscaling, params,
+                        {"fine": "downscaling_diffusion", "fine_mean": "downscaling_diffusion_mean"})
 
 
 def sample_fields(chunk: methods.Chunk, hours: pd.DataFrame, out: dict, figures: dict,
@@ -250,12 +265,16 @@ def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel
 
 
 # ---- the table -------------------------------------------------------------------------------------
-def assemble_metrics(baselines: pd.DataFrame, regression: pd.DataFrame, diffusion: pd.DataFrame,
-                     champion: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """All score tables plus the derived rows: PSD ratios and the three artefact flags (``flags``)."""
-    table = pd.concat([t for t in (baselines, regression, diffusion, champion) if len(t)], ignore_index=True)
+def assemble_metrics(params: dict, *tables: pd.DataFrame) -> pd.DataFrame:
+    """All score tables plus the derived rows: PSD ratios and the four artefact flags (``flags``).
+
+    One of the tables must hold the radar reference spectrum (:func:`score_baselines` or
+    :func:`score_reference`) for the PSD ratios.
+    """
+    table = pd.concat([t for t in tables if len(t)], ignore_index=True)
     derived = [flags.psd_ratio_rows(table, params["flags"]["oversmoothing"]),
                flags.bias_amplification_rows(table, params["flags"]["bias_amplification"]),
+               flags.bias_growth_rows(table, params["flags"]["bias_growth"]),
                flags.seam_flag_rows(table, params["flags"]["seams"])]
     table = pd.concat([table, *derived], ignore_index=True)
     return table.sort_values(["stage", "method", "metric", "threshold", "scale"], kind="stable").reset_index(drop=True)

@@ -28,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
              ["diffusion_scores", "sample_fields"], name="score_diffusion_chain"),
         node(n.score_champion, [*scored, "champion", "correction.diffusion_model", "downscaling.diffusion_model", p],
              "champion_scores", name="score_champion"),
-        node(n.assemble_metrics, ["baseline_scores", "regression_scores", "diffusion_scores", "champion_scores", p],
+        node(n.assemble_metrics, [p, "baseline_scores", "regression_scores", "diffusion_scores", "champion_scores"],
              "metrics", name="assemble_metrics"),
         node(n.headline_metrics, ["metrics", p], "headline_metrics", name="headline_metrics"),
         node(n.select_models, ["metrics", "hours", "champion", "correction.diffusion_model",
