@@ -3,9 +3,10 @@ from kedro.pipeline import Pipeline, node, pipeline
 from . import nodes as n
 
 
-def create_pipeline(**kwargs) -> Pipeline:
+def create_pipeline(namespace: str | None = None, **kwargs) -> Pipeline:
+    """Preprocessing; the experiments run it again in a ``namespace`` on their own ingested data."""
     p = "params:preprocessing"
-    return pipeline(
+    template = Pipeline(
         [
             node(n.quality_control, ["satellite_raw", "radar_raw", p],
                  ["satellite_qc", "radar_qc", "qc_report"], name="quality_control"),
@@ -20,3 +21,4 @@ def create_pipeline(**kwargs) -> Pipeline:
                  "statistics", name="compute_statistics"),
         ]
     )
+    return pipeline(template, namespace=namespace, parameters={p: p})

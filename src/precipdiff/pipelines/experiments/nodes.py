@@ -1,0 +1,102 @@
+"""Experiment nodes: parameter overrides, the comparison table of an experiment, its MLflow metrics.
+
+An experiment (``docs/experiments.md``) reuses the training template and the evaluation nodes on
+other data, parameters or models; the nodes here only join what those produce into one tidy table
+``arm × method × metric`` and render it (Markdown for the README, MLflow run metrics).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+
+KEYS = ["stage", "metric", "threshold", "scale"]
+
+
+def override_params(base: dict, overrides: dict | None) -> dict:
+    """``base`` with ``overrides`` merged in: nested dicts merge, any other value replaces.
+
+    >>> override_params({"a": {"b": 1, "c": 2}, "d": [1]}, {"a": {"b": 5}, "d": [2]})
+    {'a': {'b': 5, 'c': 2}, 'd': [2]}
+    """
+    out = copy.deepcopy(dict(base))
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = override_params(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _select(table: pd.DataFrame, spec: dict) -> pd.Series:
+    sel = (table["metric"] == spec["metric"]) & (table["stage"] == spec.get("stage", "fine"))
+    for key in ("threshold", "scale"):
+        if key in spec:
+            sel &= np.isclose(table[key].astype(float), float(spec[key]))
+    return sel
+
+
+def compare_arms(params: dict, **arms: pd.DataFrame) -> pd.DataFrame:
+    """The experiment's table: rows ``arm, method, stage, metric, threshold, scale, value``.
+
+    ``arms``: tidy metric tables (:func:`precipdiff.pipelines.evaluation.nodes.assemble_metrics`)
+    keyed by the arm's label. Kept: the ``params["metrics"]`` (+ ``extra_metrics``) specs (``{metric, stage?, threshold?,
+    scale?}``) of the ``params["methods"]`` (all when absent), in the order given.
+    """
+    methods = params.get("methods")
+    parts = []
+    for arm, table in arms.items():
+        keep = table[table["method"].isin(methods)] if methods else table
+        for spec in [*params["metrics"], *params.get("extra_metrics", [])]:
+            parts.append(keep[_select(keep, spec)].assign(arm=arm))
+    out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if out.empty:
+        raise ValueError(f"experiment table: none of the metrics {params['metrics']} of the methods {methods} "
+                         f"is in the arms {list(arms)}")
+    order = {m: i for i, m in enumerate(methods or out["method"].unique())}
+    out = out.assign(_m=out["method"].map(order), _a=out["arm"].map({a: i for i, a in enumerate(arms)}))
+    out = out.sort_values(["_a", "_m"], kind="stable").drop(columns=["_m", "_a"])
+    return out[["arm", "method", *KEYS, "value"]].reset_index(drop=True)
+
+
+def column_name(row) -> str:
+    """``metric[@threshold][/scale]`` (``crps_fair``, ``csi@5``, ``fss@5/21``); 0.1° rows end ``(0.1°)``."""
+    name = row.metric
+    if pd.notna(row.threshold):
+        name += f"@{row.threshold:g}"
+    if pd.notna(row.scale):
+        name += f"/{row.scale:g}"
+    return name + (" (0.1°)" if row.stage == "coarse" else "")
+
+
+def wide_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (arm, method), one column per metric (:func:`column_name`), in table order."""
+    cols = table.apply(column_name, axis=1)
+    wide = table.assign(column=cols).pivot_table(index=["arm", "method"], columns="column", values="value",
+                                                 sort=False, dropna=False)
+    wide = wide[list(dict.fromkeys(cols))].dropna(how="all")  # (arm, method) pairs the arm does not have
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def markdown_table(table: pd.DataFrame, title: str) -> str:
+    """The wide table as Markdown (3 significant digits), for the README and the MLflow run."""
+    wide = wide_table(table)
+    header = "| " + " | ".join(wide.columns) + " |"
+    rule = "|" + "---|" * len(wide.columns)
+    fmt = lambda v: f"{v:.3g}" if isinstance(v, float | np.floating) else str(v)  # noqa: E731
+    rows = ["| " + " | ".join(fmt(v) for v in r) + " |" for r in wide.itertuples(index=False)]
+    return "\n".join([f"### {title}", "", header, rule, *rows, ""])
+
+
+def experiment_metrics(table: pd.DataFrame) -> dict:
+    """MLflow run metrics ``<arm>.<method>.<metric…>`` (kedro-mlflow metric-history format; the
+    catalog prefixes ``experiments.<name>``)."""
+    out = {}
+    for row in table.itertuples():
+        if np.isfinite(row.value):
+            key = f"{row.arm}.{row.method}.{column_name(row)}"
+            key = key.replace("@", "_at_").replace("/", "_px").replace(" (0.1°)", "_coarse")
+            out[key] = [{"value": float(row.value), "step": 0}]
+    return out

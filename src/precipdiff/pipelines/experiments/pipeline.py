@@ -1,0 +1,170 @@
+"""The experiments (``docs/experiments.md``): one pipeline ``experiment_<name>`` each, ``experiments`` = all.
+
+Every experiment reuses the project's own pipelines and nodes — the training template
+(:func:`~precipdiff.pipelines.residual_training.residual_training_pipeline`), ingestion and
+preprocessing in a namespace with overridden parameters, the evaluation's scoring nodes — and ends in
+``experiments.<name>.{table, figure, markdown}`` plus MLflow run metrics. They compare against the
+outputs of the ``evaluation`` pipeline (its metrics, hours and baselines) and the run's models, so
+run them after ``kedro run`` or in the same run (``kedro run --pipelines=__default__,experiment_season``).
+
+=============  ==============================================================================
+experiment     what changes
+=============  ==============================================================================
+ablation       the downscaling model on the raw upsampled satellite, next to the evaluation's
+               correction-only, full diffusion chain and regression chain (same test hours)
+residual       both diffusion models retrained with ``experiments.residual.*_training`` overrides
+               (default: the absolute residual in mm/h) and scored on the same test hours
+season         the run's models on data generated with another rain regime (synthetic knobs)
+geographic     the run's models on another region, and models trained on that region
+cost           training / inference time, peak memory and CRPS of QM, regression and diffusion
+=============  ==============================================================================
+"""
+
+from __future__ import annotations
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from precipdiff.pipelines import ingestion, preprocessing
+from precipdiff.pipelines.evaluation import nodes as ev
+from precipdiff.pipelines.residual_training import PAIRS, PATCHES, residual_training_pipeline
+from precipdiff.reporting.experiment_figures import arm_bars, cost_chart
+
+from . import cost
+from .nodes import compare_arms, experiment_metrics, markdown_table, override_params
+
+EVAL = "params:evaluation"
+DATA = ["coarse_model_input", "fine_model_input"]
+DIFFUSION = ["correction.diffusion_model", "downscaling.diffusion_model"]
+REGRESSION = ["correction.regression_model", "downscaling.regression_model"]
+NAMES = ("ablation", "residual", "season", "geographic", "cost")
+# The run's datasets and parameters an experiment reads as they are (everything else is its own).
+SHARED = {*DATA, *PATCHES.values(), *DIFFUSION, *REGRESSION, "evaluation.metrics", "evaluation.hours",
+          "evaluation.baselines"}
+SHARED_PARAMS = {EVAL, "params:ingestion", "params:ingestion.figure", "params:preprocessing",
+                 "params:correction_training", "params:downscaling_training"}
+
+
+def _namespaced(name: str, template: Pipeline) -> Pipeline:
+    """``template`` in the namespace ``experiments.<name>``: its own datasets and parameters are
+    prefixed (``experiments.<name>.table``, ``params:experiments.<name>.title``), shared ones are not."""
+    free = template.inputs()
+    return pipeline(template, namespace=f"experiments.{name}", inputs={i: i for i in free if i in SHARED},
+                    parameters={p: p for p in free if p in SHARED_PARAMS})
+
+
+def _report(arms: dict[str, str]) -> Pipeline:
+    """Table of the ``arms`` (label → tidy metrics dataset), its figure, Markdown and MLflow metrics."""
+    return Pipeline([
+        node(compare_arms, {"params": "params:table", **arms}, "table", name="table"),
+        node(arm_bars, ["table", "params:title"], "figure", name="figure"),
+        node(markdown_table, ["table", "params:title"], "markdown", name="markdown"),
+        node(experiment_metrics, "table", "mlflow_metrics", name="mlflow_metrics"),
+    ])
+
+
+def _retrained(own_data: bool = False) -> Pipeline:
+    """Both diffusion models trained again (``retrained.<stage>.diffusion_model``) with the
+    experiment's ``overrides.<stage>_training`` (on the experiment's own model inputs with ``own_data``)."""
+    parts = []
+    for stage in ("correction", "downscaling"):
+        params = f"{stage}_training_params"
+        parts.append(Pipeline([node(override_params, [f"params:{stage}_training", f"params:overrides.{stage}_training"],
+                                    params, name=f"{stage}_training_params")]))
+        data = {d: f"own.{d}" for d in (*PAIRS[stage][1], "patches")} if own_data else None
+        if data:
+            data["patches"] = f"own.{PATCHES[stage]}"
+        parts.append(residual_training_pipeline(stage, namespace=f"retrained.{stage}", params=params, data=data,
+                                                diffusion_only=True))
+    return sum(parts, Pipeline([]))
+
+
+def _own_data() -> Pipeline:
+    """Ingestion (parameters with ``overrides.ingestion``) + preprocessing: the ``own.*`` model inputs."""
+    params = node(override_params, ["params:ingestion", "params:overrides.ingestion"], "ingestion_params",
+                  name="ingestion_params")
+    steps = ingestion.create_pipeline(params="ingestion_params") + preprocessing.create_pipeline()
+    own = pipeline(steps, namespace="own", inputs={"ingestion_params": "ingestion_params"},
+                   parameters={p: p for p in steps.inputs() if p in SHARED_PARAMS})
+    return Pipeline([params]) + own
+
+
+def _score_run_models(data: list[str]) -> Pipeline:
+    """Every method of the evaluation on ``data`` with the run's models and the evaluation's
+    baselines (fitted on the run's training split: transferred, like the models) → ``arm_metrics``."""
+    return Pipeline([
+        node(ev.select_test_hours, [*data, EVAL], "hours", name="select_test_hours"),
+        node(ev.score_baselines, [*data, "hours", "evaluation.baselines", EVAL], "baseline_scores",
+             name="score_baselines"),
+        node(ev.score_regression_chain, [*data, "hours", *REGRESSION, EVAL], "regression_scores",
+             name="score_regression_chain"),
+        node(ev.score_diffusion_chain, [*data, "hours", *DIFFUSION, EVAL], ["diffusion_scores", "samples"],
+             name="score_diffusion_chain"),
+        node(ev.assemble_metrics, [EVAL, "baseline_scores", "regression_scores", "diffusion_scores"],
+             "arm_metrics", name="assemble_metrics"),
+    ])
+
+
+def _score_retrained(data: list[str], hours: str) -> Pipeline:
+    """The retrained diffusion chain on ``hours`` of ``data`` (with the radar spectrum) → ``retrained_metrics``."""
+    models = [f"retrained.{stage}.diffusion_model" for stage in ("correction", "downscaling")]
+    return Pipeline([
+        node(ev.score_reference, [*data, hours, EVAL], "reference_scores", name="score_reference"),
+        node(ev.score_diffusion_chain, [*data, hours, *models, EVAL], ["retrained_scores", "retrained_samples"],
+             name="score_retrained_chain"),
+        node(ev.assemble_metrics, [EVAL, "reference_scores", "retrained_scores"], "retrained_metrics",
+             name="assemble_retrained_metrics"),
+    ])
+
+
+def ablation() -> Pipeline:
+    scores = Pipeline([
+        node(ev.score_reference, [*DATA, "evaluation.hours", EVAL], "reference_scores", name="score_reference"),
+        node(ev.score_downscaling_only, [*DATA, "evaluation.hours", "downscaling.diffusion_model", EVAL],
+             "scores", name="score_downscaling_only"),
+        node(ev.assemble_metrics, [EVAL, "reference_scores", "scores"], "arm_metrics", name="assemble_metrics"),
+    ])
+    return _namespaced("ablation", scores + _report({"evaluation": "evaluation.metrics", "downscaling_only": "arm_metrics"}))
+
+
+def residual() -> Pipeline:
+    template = (_retrained() + _score_retrained(DATA, "evaluation.hours")
+                + _report({"default": "evaluation.metrics", "variant": "retrained_metrics"}))
+    return _namespaced("residual", template)
+
+
+def season() -> Pipeline:
+    own = [f"own.{d}" for d in DATA]
+    template = (_own_data() + _score_run_models(own)
+                + _report({"in_distribution": "evaluation.metrics", "shifted": "arm_metrics"}))
+    return _namespaced("season", template)
+
+
+def geographic() -> Pipeline:
+    own = [f"own.{d}" for d in DATA]
+    template = (_own_data() + _score_run_models(own) + _retrained(own_data=True) + _score_retrained(own, "hours")
+                + _report({"source_region": "evaluation.metrics", "transferred": "arm_metrics",
+                           "trained_on_target": "retrained_metrics"}))
+    return _namespaced("geographic", template)
+
+
+def cost_experiment() -> Pipeline:
+    template = Pipeline([
+        node(cost.measure_cost, [*DATA, "evaluation.hours", "evaluation.baselines", *DIFFUSION, *REGRESSION,
+                                 "evaluation.metrics", EVAL, "params:settings"], "table", name="measure"),
+        node(cost_chart, "table", "figure", name="figure"),
+        node(cost.cost_markdown, "table", "markdown", name="markdown"),
+        node(cost.cost_metrics, "table", "mlflow_metrics", name="mlflow_metrics"),
+    ])
+    return _namespaced("cost", template)
+
+
+def experiment_pipelines() -> dict[str, Pipeline]:
+    """``experiment_<name>`` for every experiment."""
+    makers = {"ablation": ablation, "residual": residual, "season": season, "geographic": geographic,
+              "cost": cost_experiment}
+    return {f"experiment_{name}": makers[name]() for name in NAMES}
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """``experiments``: all of them (each also registered alone as ``experiment_<name>``)."""
+    return sum(experiment_pipelines().values(), Pipeline([]))
