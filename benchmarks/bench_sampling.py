@@ -8,7 +8,7 @@ marks the Pareto front (no other setting both faster and better) and the suggest
 fastest setting on the front within ``--tolerance`` of the best CRPS); then repeats the default with
 bf16 autocast on CPU.
 
-Create the trained default-config project first (CPU profile; ≈ 11 min on this 2-core machine):
+Create the trained default-config project first (CPU profile; 6 min 15 s on this idle 2-core machine):
 
     kedro run --pipelines=training                   # in the project (or a copy of it)
     .venv/bin/python benchmarks/bench_sampling.py --project . --hours 6 --members 4
