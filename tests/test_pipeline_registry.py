@@ -15,3 +15,5 @@ def test_default_runs_ingestion_to_report_without_inference():
     assert not set(pipes["inference"].all_outputs()) & default.all_outputs()
     assert set(pipes["training"].nodes) == set((pipes["ingestion"] + pipes["preprocessing"]
                                                 + pipes["correction_training"] + pipes["downscaling_training"]).nodes)
+    assert not any(out.startswith("experiments.") for out in default.all_outputs())  # experiments are opt-in
+    assert {f"experiment_{n}" for n in ("ablation", "residual", "season", "geographic", "cost")} <= set(pipes)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -134,13 +133,13 @@ def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: s
     kwargs = {"objective": objective, "checkpoint_dir": f"{ckpt}/{key}" if ckpt else None,
               "seed": int(params["seed"])}
     nproc = int(params.get("nproc_per_node", 1))
-    started = time.perf_counter()
     if nproc > 1:  # DDP: torchrun workers run the same train(); this process keeps Kedro + MLflow
         result = train_distributed(pairs.cond, pairs.residual, _patch_table(patches, params), cfg,
                                    nproc_per_node=nproc, **kwargs)
     else:
         result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, **kwargs)
-    info = {**_info(pairs, params, objective), "train_seconds": round(time.perf_counter() - started, 1)}
+    # wall seconds of all epochs, restored with the history on resume (so a resumed run counts them all)
+    info = {**_info(pairs, params, objective), "train_seconds": round(float(result.history["seconds"].sum()), 1)}
     model = TrainedModel(result.model_config, result.model.cpu().eval(), info)
     return model, history_metrics(result.history, key)
 

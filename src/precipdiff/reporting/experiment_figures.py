@@ -40,7 +40,8 @@ def arm_bars(table: pd.DataFrame, title: str) -> go.Figure:
 
 def cost_chart(cost: pd.DataFrame) -> go.Figure:
     """Skill (fair CRPS, mm/h) against inference cost (µs per km² per member), marker area ∝ training time."""
-    size = 12 + 28 * np.sqrt(cost["train_seconds"] / max(cost["train_seconds"].max(), 1e-9))
+    train = cost["train_seconds"].fillna(0.0)  # NaN: not recorded (models trained by an older version)
+    size = 12 + 28 * np.sqrt(train / max(train.max(), 1e-9))
     text = [f"{m}<br>train {t:.0f} s, peak {r:.0f} MB" for m, t, r in
             zip(cost["method"], cost["train_seconds"], cost["peak_rss_mb"])]
     fig = go.Figure(go.Scatter(x=cost["us_per_km2_member"], y=cost["crps_fair"], mode="markers+text", text=cost["method"],

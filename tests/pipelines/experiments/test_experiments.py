@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 from precipdiff.pipelines.experiments import experiment_pipelines
-from precipdiff.pipelines.experiments.cost import area_km2
+from precipdiff.pipelines.experiments.cost import _rss_mb, area_km2
 from precipdiff.pipelines.experiments.nodes import compare_arms, markdown_table, override_params, wide_table
 from tests.conftest import make_project_copy, run_kedro
 
@@ -140,7 +140,9 @@ def test_cost_table_measures_every_method(experimented):
     cost = _table(experimented, "cost")
     assert list(cost.method) == ["qm_bilinear", "regression_chain", "diffusion_chain"]
     assert (cost.inference_seconds > 0).all() and (cost.us_per_km2_member > 0).all()
-    assert (cost.peak_rss_mb > cost.baseline_rss_mb * 0.99).all() and (cost.baseline_rss_mb > 50).all()
+    assert (cost.peak_rss_mb >= cost.baseline_rss_mb).all() and (cost.baseline_rss_mb > 50).all()
+    # the child's own peak, not the parent's inherited one (ru_maxrss survives fork + exec on Linux)
+    assert (cost.baseline_rss_mb < _rss_mb()).all()
     assert cost.set_index("method").loc["diffusion_chain", "members"] == 3  # conf/test evaluation.chain.n_members
     assert np.isfinite(cost.crps_fair).all() and (cost.train_seconds > 0).all()
 

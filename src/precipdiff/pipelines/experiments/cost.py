@@ -2,7 +2,7 @@
 quantile mapping, the regression chain and the diffusion chain, measured on this machine.
 
 Inference of each method runs in a fresh process (``spawn``) on the same ``cost.hours`` test hours,
-so its peak resident memory (``ru_maxrss``) is its own: the interpreter, torch and the models are
+so its peak resident memory (:func:`_rss_mb`) is its own: the interpreter, torch and the models are
 included (``baseline_rss_mb`` is the same process before the method runs).
 """
 
@@ -14,6 +14,7 @@ import multiprocessing as mp
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,16 @@ def area_km2(lat: np.ndarray, lon: np.ndarray) -> float:
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process so far (MB).
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process's own address
+    space (``ru_maxrss`` is not: it keeps the parent's peak across fork + exec). Elsewhere ``ru_maxrss``.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
@@ -75,8 +86,8 @@ def measure_cost(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, base
     """One row per method: ``train_seconds``, ``inference_seconds``, ``us_per_km2_member``,
     ``peak_rss_mb``, ``crps_fair`` (the evaluation's, mm/h) on the first ``params["hours"]`` evaluated hours.
 
-    Training time of the networks is the wall time their training nodes recorded (``train_seconds``
-    in the model info, both stages; a resumed training counts only its last part).
+    Training time of the networks is the wall time of their training epochs (``train_seconds`` in
+    the model info, both stages, summed over resumes); NaN for models trained before it was recorded.
     """
     chunk = next(methods.iter_chunks(coarse, fine, hours.iloc[: int(params["hours"])], int(params["hours"])))
     settings = chain_settings(evaluation)
