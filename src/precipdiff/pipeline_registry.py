@@ -1,12 +1,16 @@
-"""Project pipelines: every folder under ``pipelines/`` with a ``create_pipeline``, plus one
-``experiment_<name>`` per experiment (``pipelines/experiments``)."""
+"""Project pipelines: every folder under ``pipelines/`` with a ``create_pipeline``.
+
+Each experiment has its own thin folder (``experiment_<name>``, built in ``pipelines/experiments``):
+``kedro run --pipelines=<name>`` imports ``precipdiff.pipelines.<name>``, so a pipeline added only
+here would not be found from the command line.
+"""
 
 from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline
 
-from precipdiff.pipelines.experiments import experiment_pipelines
 
-NOT_DEFAULT = ("inference", "experiments")
+def _in_default(name: str) -> bool:
+    return name != "inference" and not name.startswith("experiment")
 
 
 def register_pipelines() -> dict[str, Pipeline]:
@@ -17,6 +21,5 @@ def register_pipelines() -> dict[str, Pipeline]:
     The experiments are left out too: each retrains or re-scores (``docs/experiments.md``).
     """
     pipelines = find_pipelines(raise_errors=True)
-    pipelines["__default__"] = sum((p for name, p in pipelines.items() if name not in NOT_DEFAULT), Pipeline([]))
-    pipelines.update(experiment_pipelines())
+    pipelines["__default__"] = sum((p for name, p in pipelines.items() if _in_default(name)), Pipeline([]))
     return pipelines

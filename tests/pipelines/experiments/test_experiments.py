@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import mlflow
@@ -59,6 +60,9 @@ def test_every_experiment_is_registered_and_namespaced():
     pipes = experiment_pipelines()
     assert sorted(pipes) == sorted(f"experiment_{n}" for n in NAMES)
     for name, p in pipes.items():
+        # `kedro run --pipelines=<name>` imports precipdiff.pipelines.<name>: each needs its folder
+        module = importlib.import_module(f"precipdiff.pipelines.{name}")
+        assert set(module.create_pipeline().nodes) == set(p.nodes)
         short = name.removeprefix("experiment_")
         assert f"experiments.{short}.table" in p.all_outputs()
         own = {d for d in p.all_outputs() if not d.startswith(f"experiments.{short}.")}

@@ -166,5 +166,5 @@ def experiment_pipelines() -> dict[str, Pipeline]:
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """``experiments``: all of them (each also registered alone as ``experiment_<name>``)."""
+    """``experiments``: all of them (each also alone, ``experiment_<name>``, from its own thin folder)."""
     return sum(experiment_pipelines().values(), Pipeline([]))
