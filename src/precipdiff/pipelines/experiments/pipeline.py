@@ -70,9 +70,7 @@ def _retrained(own_data: bool = False) -> Pipeline:
         params = f"{stage}_training_params"
         parts.append(Pipeline([node(override_params, [f"params:{stage}_training", f"params:overrides.{stage}_training"],
                                     params, name=f"{stage}_training_params")]))
-        data = {d: f"own.{d}" for d in (*PAIRS[stage][1], "patches")} if own_data else None
-        if data:
-            data["patches"] = f"own.{PATCHES[stage]}"
+        data = {**{d: f"own.{d}" for d in PAIRS[stage][1]}, "patches": f"own.{PATCHES[stage]}"} if own_data else None
         parts.append(residual_training_pipeline(stage, namespace=f"retrained.{stage}", params=params, data=data,
                                                 diffusion_only=True))
     return sum(parts, Pipeline([]))
