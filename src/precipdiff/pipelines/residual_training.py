@@ -173,9 +173,10 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     """Quick skill check on the wettest ``validation_hours`` validation hours (mm/h, whole fields).
 
     RMSE of the condition as is, of one diffusion member, of the mean of ``validation_members``
-    members and of the regression; MAE and correlation of the condition and of one member; fair CRPS (Ferro 2014) of the members against the MAE of the
-    condition (the CRPS of a deterministic field). A calibrated ensemble has one-member RMSE ≈ √2 ×
-    the RMSE of the conditional mean, so the one-member figure is not expected to beat the others.
+    members and of the regression; MAE and correlation of the condition and of one member; fair
+    CRPS (Ferro 2014) of the members against the MAE of the condition (the CRPS of a deterministic
+    field). A calibrated ensemble has one-member RMSE ≈ √2 × the RMSE of the conditional mean, so
+    the one-member figure is not expected to beat the others.
     The full comparison is the ``evaluation`` pipeline's.
     """
     val = np.flatnonzero(pairs.split == "validation")
