@@ -15,10 +15,19 @@ module                 contents
 ``intensity``          count / bias / RMSE per observed-intensity bin
 ``artefacts``          seam ratio at block borders, over-smoothing flag
 ``tables``             tidy score table (method, stage, metric, threshold, scale, value)
+``bootstrap``          per-hour sums and hour-block bootstrap confidence intervals
 =====================  ===================================================================
 """
 
 from precipdiff.verification.artefacts import SeamStatistic, oversmoothing_flag, seam_ratio
+from precipdiff.verification.bootstrap import (
+    HourlyStats,
+    block_weights,
+    bootstrap,
+    hourly_sums,
+    hourly_table,
+    percentile_interval,
+)
 from precipdiff.verification.categorical import FSS, ContingencyScores, EnsembleFSS, fss
 from precipdiff.verification.continuous import (
     ContinuousScores,
@@ -56,6 +65,7 @@ __all__ = [
     "ContinuousScores",
     "EnsembleFSS",
     "FSS",
+    "HourlyStats",
     "IntensityErrors",
     "MeanPSD",
     "RAPSD",
@@ -63,12 +73,17 @@ __all__ = [
     "SeamStatistic",
     "SpreadSkill",
     "bias",
+    "block_weights",
+    "bootstrap",
     "correlation",
     "crps_ensemble",
     "exceedance_probability",
     "fss",
+    "hourly_sums",
+    "hourly_table",
     "mae",
     "oversmoothing_flag",
+    "percentile_interval",
     "psd_ratio",
     "psd_ratio_at",
     "psd_slope",
