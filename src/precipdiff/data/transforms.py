@@ -111,3 +111,14 @@ def apply_residual(base: np.ndarray, residual: np.ndarray, kind: str = "transfor
     if kind == "transformed":
         return base + residual
     return forward_transform(np.maximum(inverse_transform(base, name) + residual, 0.0), name).astype(base.dtype)
+
+
+def clip_runaway(rate_mm_h: np.ndarray, max_rate_mm_h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clip rates above a physical bound (a diverging diffusion sample) and count the clipped cells.
+
+    Returns the clipped array (NaN kept; +inf clipped too) and the number of clipped cells per
+    index of the first axis (e.g. per hour of a ``(T, M, H, W)`` ensemble).
+    """
+    x = np.asarray(rate_mm_h)
+    over = x > max_rate_mm_h  # NaN compares False
+    return np.minimum(x, max_rate_mm_h), over.reshape(x.shape[0], -1).sum(axis=1)

@@ -11,6 +11,8 @@ variable                        dims                             content
 ``corrected_precipitation``     (time, member, lat_sat, lon_sat) the correction model's 0.1° members
 ``satellite_precipitation``     (time, lat_sat, lon_sat)         the input on its own 0.1° grid, mm h-1
 ``member_seed``                 (member)                         seed of each member's latents
+``clipped_cells``               (time)                           member cells clipped at the runaway bound
+``clipped_corrected_cells``     (time)                           the same for the 0.1° corrected members
 ``time_bnds``, ``crs``                                           CF time bounds and grid mapping
 ==============================  ===============================  ==========================================
 
@@ -114,6 +116,18 @@ def hour_dataset(times, members_mm_h: np.ndarray, corrected_mm_h: np.ndarray, sa
         },
     )
     return ds
+
+
+def with_clip_counts(ds: xr.Dataset, clipped: np.ndarray, clipped_corrected: np.ndarray,
+                     max_rate_mm_h: float) -> xr.Dataset:
+    """``ds`` with the per-hour counts of cells clipped at the runaway bound
+    (:func:`precipdiff.data.transforms.clip_runaway`); the totals become global attributes on consolidation."""
+    note = f"cells whose rate exceeded {max_rate_mm_h:g} mm h-1 (a diverging sample) and were clipped to it"
+    return ds.assign(
+        clipped_cells=("time", np.asarray(clipped, np.int64), {"long_name": f"member {note}, 0.01 degree",
+                                                                "units": "1", "max_rate_mm_h": max_rate_mm_h}),
+        clipped_corrected_cells=("time", np.asarray(clipped_corrected, np.int64),
+                                 {"long_name": f"corrected-member {note}, 0.1 degree", "units": "1"}))
 
 
 def _rate_attrs(long_name: str, cell_methods: str = "time: mean") -> dict:
@@ -284,6 +298,8 @@ def _global_attrs(ds: xr.Dataset, attrs: dict) -> dict:
         "geospatial_lat_min": float(lat[0] - 0.005), "geospatial_lat_max": float(lat[-1] + 0.005),
         "geospatial_lon_min": float(lon[0] - 0.005), "geospatial_lon_max": float(lon[-1] + 0.005),
         "date_created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **{f"{name}_total": int(ds[name].sum()) for name in ("clipped_cells", "clipped_corrected_cells")
+           if name in ds},
     }
 
 

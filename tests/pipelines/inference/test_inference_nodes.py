@@ -16,6 +16,7 @@ from tests.inference.imerg_files import write_hours
 
 PARAMS = {"box": {"lat_min": 47.0, "lat_max": 47.3, "lon_min": -122.4, "lon_max": -122.1}, "start": None,
           "end": None, "members": 2, "seed": 0, "thresholds_mm_h": [0.1, 1.0], "max_rate_mm_h": 300.0,
+          "max_output_rate_mm_h": 300.0,
           "sampler": {"num_steps": 2, "solver": "euler", "S_churn": None}, "progress": False,
           "tiling": {"tile": 16, "overlap": 4, "batch_size": 4}}
 HOURS = pd.date_range("2023-07-01T01:00", periods=3, freq="h")
@@ -59,6 +60,29 @@ def test_planned_job_computes_the_product(recwarn):
     assert job.attrs["sampler_solver"] == "euler" and job.attrs["n_members"] == 2
 
 
+def test_runaway_samples_are_clipped_and_counted(monkeypatch):
+    """A diverging member (1e6 mm/h, +inf) is clipped to the bound; the clipped cells are counted per
+    hour in the product and NaN (missing) is left alone."""
+    real = nodes.run_chain
+
+    def runaway(*args, **kwargs):
+        corrected, fine = real(*args, **kwargs)
+        fine[0, 1, :2, :3] = np.log1p(1e6)  # 6 cells of member 1 in hour 0
+        fine[0, 0, 5, 5] = np.inf
+        fine[0, 0, 6, 6] = np.nan
+        corrected[0, 0, 0, 0] = np.log1p(5e3)
+        return corrected, fine
+
+    monkeypatch.setattr(nodes, "run_chain", runaway)
+    job = nodes.plan_ensemble(satellite(), pixel_model("correction"), pixel_model("downscaling"), PARAMS)
+    ds = job.compute(HOURS[:2])
+    assert ds["clipped_cells"].values.tolist() == [7, 0]
+    assert ds["clipped_corrected_cells"].values.tolist() == [1, 0]
+    members = ds["precipitation"].values
+    assert np.nanmax(members) == np.float32(300.0) and np.isnan(members[0, 0, 6, 6])
+    assert ds["corrected_precipitation"].values.max() == np.float32(300.0)
+
+
 def test_regression_models_give_one_member():
     corr, down = unet_model("correction", 1, "regression"), unet_model("downscaling", 2, "regression")
     job = nodes.plan_ensemble(satellite(), corr, down, PARAMS)
@@ -76,7 +100,8 @@ def test_models_swapped_are_refused():
     [({"members": 0}, "inference.members"), ({"thresholds_mm_h": []}, "inference.thresholds_mm_h"),
      ({"sampler": {"solver": "rk4"}}, "inference.sampler.solver"), ({"start": "yesterday"}, "inference.start"),
      ({"box": {"lat_min": 47.0, "lat_max": 47.01, "lon_min": 0, "lon_max": 1}}, "inference.box"),
-     ({"tiling": {"tile": 8, "overlap": 8}}, "inference.tiling")],
+     ({"tiling": {"tile": 8, "overlap": 8}}, "inference.tiling"),
+     ({"max_output_rate_mm_h": 0}, "inference.max_output_rate_mm_h")],
 )
 def test_bad_parameters_are_named(override, key):
     with pytest.raises(ValueError, match=key.replace(".", r"\.")):

@@ -26,7 +26,7 @@ from precipdiff.inference.chain import (PRECISIONS, ChainSettings, hour_keys, pi
                                         run_chain)
 from precipdiff.inference.datasets import SatelliteFiles
 from precipdiff.inference.inputs import InputError, check_hours
-from precipdiff.inference.output import EnsembleJob, hour_dataset
+from precipdiff.inference.output import EnsembleJob, hour_dataset, with_clip_counts
 from precipdiff.training.artifact import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ def check_parameters(params: Mapping) -> None:
         snap_box(params["box"], name="inference.box")
     if int(params["members"]) < 1 and not params.get("member_seeds"):
         bad("members", params["members"], "a number of members >= 1")
+    if not float(params.get("max_output_rate_mm_h", 0)) > 0:
+        bad("max_output_rate_mm_h", params.get("max_output_rate_mm_h"), "a rate > 0 (mm/h), the runaway guard")
     thresholds = params.get("thresholds_mm_h") or []
     if not thresholds or any(float(t) < 0 for t in thresholds):
         bad("thresholds_mm_h", thresholds, "a non-empty list of rates >= 0 (mm/h)")
@@ -102,6 +104,7 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
     thresholds = [float(t) for t in params["thresholds_mm_h"]]
 
     threads = params.get("threads")
+    max_rate = float(params["max_output_rate_mm_h"])
 
     def compute(hours: pd.DatetimeIndex) -> xr.Dataset:
         if threads:
@@ -109,9 +112,13 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
         rate = satellite[VARIABLE].sel(time=hours.to_numpy()).values
         corrected, members = run_chain(transforms.forward_transform(rate, transform), (lat_c, lon_c), fine,
                                        hour_keys(hours), correction, downscaling, settings)
-        return hour_dataset(hours, transforms.inverse_transform(members, transform),
-                            transforms.inverse_transform(corrected, transform), rate, fine, (lat_c, lon_c),
-                            seeds, thresholds)
+        members, clipped = transforms.clip_runaway(transforms.inverse_transform(members, transform), max_rate)
+        corrected, clipped_c = transforms.clip_runaway(transforms.inverse_transform(corrected, transform), max_rate)
+        if clipped.any() or clipped_c.any():
+            log.warning("inference: %d member cells (1 km) and %d corrected cells (0.1°) above %g mm/h clipped "
+                        "in %s", int(clipped.sum()), int(clipped_c.sum()), max_rate, list(hours.strftime("%Y-%m-%dT%H")))
+        ds = hour_dataset(hours, members, corrected, rate, fine, (lat_c, lon_c), seeds, thresholds)
+        return with_clip_counts(ds, clipped, clipped_c, max_rate)
 
     signature = _signature(correction, downscaling, settings, seeds, thresholds, lat_c, lon_c, params)
     attrs = provenance(signature, satellite) | {"device": str(pick_device(settings.device)),
@@ -186,7 +193,8 @@ def _signature(correction, downscaling, settings: ChainSettings, seeds, threshol
         "lon_sat": [round(float(lon[0]), 6), round(float(lon[-1]), 6), int(lon.size)],
         "tile": settings.tile, "overlap": settings.overlap,
         "precision": resolved_precision(pick_device(settings.device), settings.precision),
-        "max_rate_mm_h": params.get("max_rate_mm_h"), "precipdiff_version": precipdiff.__version__,
+        "max_rate_mm_h": params.get("max_rate_mm_h"), "max_output_rate_mm_h": params.get("max_output_rate_mm_h"),
+        "precipdiff_version": precipdiff.__version__,
     }
 
 
