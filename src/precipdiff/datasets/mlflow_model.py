@@ -65,6 +65,9 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
             client = MlflowClient()
             for key in ("stage", "objective", "transform", "residual", "data_fingerprint"):
                 client.set_model_version_tag(self._registered, str(version), key, str(data.info.get(key)))
+            # the sampler it ships with (chosen on validation, pipelines/residual_training.select_sampler)
+            client.set_model_version_tag(self._registered, str(version), "sampler",
+                                         json.dumps(data.info.get("sampler", {}), sort_keys=True))
             data.info["registered"] = {"name": self._registered, "version": str(version),
                                        "run_id": mlflow.active_run().info.run_id}
             mlflow.set_tag(f"{self._name}.data_fingerprint", data.info.get("data_fingerprint"))

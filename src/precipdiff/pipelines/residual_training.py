@@ -28,8 +28,10 @@ import xarray as xr
 from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.data import transforms
+from precipdiff.inference.chain import pick_device, residual_sampler
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.launch import train_distributed
+from precipdiff.training.sampler_selection import choose, score_settings, wettest_tiles
 from precipdiff.verification import correlation, crps_ensemble, mae, rmse
 from precipdiff.training.loop import train
 
@@ -177,7 +179,8 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     CRPS (Ferro 2014) of the members against the MAE of the condition (the CRPS of a deterministic
     field). A calibrated ensemble has one-member RMSE ≈ √2 × the RMSE of the conditional mean, so
     the one-member figure is not expected to beat the others.
-    The full comparison is the ``evaluation`` pipeline's.
+    The members are drawn with the model's sampler (chosen by :func:`select_sampler`). The full
+    comparison is the ``evaluation`` pipeline's.
     """
     val = np.flatnonzero(pairs.split == "validation")
     wet = np.nan_to_num(pairs.target(val)).mean(axis=(1, 2, 3))
@@ -187,7 +190,8 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     target = mm_h(pairs.target(idx))[:, 0]
     gen = torch.Generator().manual_seed(int(params["seed"]))
     members = int(params.get("validation_members", 1))
-    res = diffusion.model.sample(cond, members, gen, **params.get("sampler", {})).numpy()  # (T, M, 1, H, W)
+    sampler = diffusion.info.get("sampler", params.get("sampler", {}))  # the selected one (select_sampler)
+    res = diffusion.model.sample(cond, members, gen, **sampler).numpy()  # (T, M, 1, H, W)
     ens = mm_h(pairs.target(idx, res.swapaxes(0, 1)).swapaxes(0, 1))[:, :, 0]
     out = {"val_rmse_condition_mm_h": rmse(mm_h(base)[:, 0], target),
            "val_rmse_diffusion_member_mm_h": rmse(ens[:, 0], target),
@@ -203,6 +207,50 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
                                                target)
     log.info("%s validation skill (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
     return {k: [{"value": v, "step": 0}] for k, v in out.items()}
+
+
+def validation_tiles(pairs: TrainingPairs, sel: dict) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """The ``n_tiles`` wettest ``tile``-cell windows of the validation hours: condition ``(N, C, t, t)``,
+    base and target ``(N, t, t)`` in transformed units (what the sampler selection scores on)."""
+    val = np.flatnonzero(pairs.split == "validation")
+    if val.size == 0:
+        raise ValueError(f"{sel.get('stage', 'training')}.sampler_selection: no validation hour "
+                         "(preprocessing.split.fractions.validation)")
+    target = pairs.target(val)[:, 0]
+    tiles = wettest_tiles(target, int(sel["tile"]), int(sel["n_tiles"]))
+    size = min(int(sel["tile"]), target.shape[1]), min(int(sel["tile"]), target.shape[2])
+    win = [(val[k], slice(r, r + size[0]), slice(c, c + size[1])) for k, r, c in tiles]
+    cond = np.stack([pairs.cond[t, :, rs, cs] for t, rs, cs in win])
+    base = np.stack([pairs.base[t, 0, rs, cs] for t, rs, cs in win])
+    truth = np.stack([target[np.searchsorted(val, t), rs, cs] for t, rs, cs in win])
+    return torch.from_numpy(np.ascontiguousarray(cond)), base, truth
+
+
+def select_sampler(diffusion: TrainedModel, pairs: TrainingPairs, params: dict) -> tuple[TrainedModel, pd.DataFrame]:
+    """The diffusion model with the sampler chosen on validation tiles (``sampler_selection``), and
+    the scores of every candidate (:mod:`precipdiff.training.sampler_selection`).
+
+    The chosen setting becomes the model's ``info["sampler"]``, registered with it in MLflow, so the
+    evaluation and the inference (whose ``sampler`` parameters are null: the model's own) sample
+    with it. ``enabled: false`` keeps the training ``sampler``.
+    """
+    sel, base_sampler = params["sampler_selection"], dict(params.get("sampler", {}))
+    if not sel.get("enabled", True):
+        return diffusion, pd.DataFrame()
+    cond, base, target = validation_tiles(pairs, {**sel, "stage": params["stage"]})
+    settings = [{**base_sampler, **g} for g in sel["grid"]]
+    device = pick_device(sel.get("device", "auto"))
+    precision = sel.get("precision", "auto")
+    table = score_settings(lambda s, c, z: residual_sampler(diffusion, device, s, precision)(c, z), settings, cond,
+                           base, target, diffusion.info, members=int(sel["members"]), seed=int(sel["seed"]),
+                           pixel_km=float(sel["pixel_km"]), psd_band_km=sel["psd_band_km"])
+    best = choose(table, sel["bounds"]["spread_skill_ratio"], sel["bounds"]["psd_ratio"])
+    table["chosen"] = table.index == best
+    info = {**diffusion.info, "sampler": settings[best], "sampler_training": base_sampler,
+            "sampler_selection": {k: float(table.loc[best, k]) for k in ("crps_fair", "spread_skill_ratio", "psd_ratio")}}
+    log.info("%s: sampler %s chosen on %d validation tiles (CRPS fair %.4f mm/h, spread/skill %.2f, PSD ratio %.2f)",
+             params["stage"], settings[best], len(target), *info["sampler_selection"].values())
+    return TrainedModel(diffusion.config, diffusion.model, info), table
 
 
 PAIRS = {"correction": (correction_pairs, ["coarse_model_input"]),
@@ -223,7 +271,9 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
     make_pairs, data_inputs = PAIRS[stage]
     nodes = [node(make_pairs, [*data_inputs, "training"], "training_pairs", name="make_training_pairs"),
              node(train_diffusion, ["training_pairs", "patches", "training"],
-                  ["diffusion_model", "diffusion_history"], name="train_diffusion")]
+                  ["trained_diffusion_model", "diffusion_history"], name="train_diffusion"),
+             node(select_sampler, ["trained_diffusion_model", "training_pairs", "training"],
+                  ["diffusion_model", "sampler_selection"], name="select_sampler")]
     if not diffusion_only:
         nodes += [node(train_regression, ["training_pairs", "patches", "training"],
                        ["regression_model", "regression_history"], name="train_regression"),

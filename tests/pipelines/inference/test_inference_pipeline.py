@@ -5,6 +5,7 @@ One real KedroSession per CLI call (``precipdiff.cli.main`` in-process, as the c
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -60,7 +61,10 @@ def test_output_is_a_cf_ensemble_with_provenance(first_run, imerg_hours, satelli
             mv = versions[f"precipdiff-{stage}"]
             assert ds.attrs[f"{stage}_model_name"] == mv.name
             assert ds.attrs[f"{stage}_model_version"] == "1" and ds.attrs[f"{stage}_model_run_id"] == mv.run_id
-        assert ds.attrs["sampler_num_steps"] == 4 and ds.attrs["sampler_solver"] == "heun"
+            # the sampler chosen on validation at training, registered with the model, is the one used
+            assert json.loads(ds.attrs[f"{stage}_sampler"]) == json.loads(mv.tags["sampler"])
+        assert ds.attrs["sampler_num_steps"] == json.loads(versions["precipdiff-downscaling"].tags["sampler"])["num_steps"]
+        assert ds.attrs["clipped_cells_total"] == int(ds["clipped_cells"].sum())
         assert ds.attrs["precipdiff_version"] and ds.attrs["input_kind"] == "IMERG"
 
 
