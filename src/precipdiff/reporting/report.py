@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from precipdiff.reporting.evaluation_figures import METHOD_ORDER
+from precipdiff.reporting.intervals import paired_table, value_table
 
 # (column, metric(s) tried in order, threshold mm/h, scale); the first metric present wins, so
 # deterministic methods show ``fss`` and ensembles ``fss_members`` in the same column.
@@ -131,9 +132,32 @@ def _selection_html(sel: dict) -> str:
             f"(<code>eval.*</code>) on the model versions in the MLflow registry.</p>")
 
 
+#: (stage, method paired against the others, title) of the interval tables
+INTERVAL_BLOCKS = [("fine", "diffusion_chain", "the full chain and every method, 1 km"),
+                   ("downscaling_only", "ds_diffusion", "the downscaling stage alone, from the true radar at 0.1°")]
+
+
+def _intervals_html(intervals: pd.DataFrame, level: float) -> str:
+    """Per stratum and block: the scores with their intervals, and the paired method against each other."""
+    parts = []
+    for stratum in dict.fromkeys(intervals["stratum"]):
+        for stage, method, title in INTERVAL_BLOCKS:
+            rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == stage)]
+            if rows.empty:
+                continue
+            parts += [f"<h3>Stratum <code>{html.escape(stratum)}</code>: {html.escape(title)} "
+                      f"({int(rows['n_hours'].iloc[0])} hours)</h3>", value_table(intervals, stratum, stage).to_html(),
+                      f"<p><code>{method}</code> against each method (same resampled hours; Δ = {method} − method, "
+                      f"* = the interval excludes 0):</p>", paired_table(intervals, method, stratum, stage).to_html()]
+    return (f"<p>{level:.0%} hour-block bootstrap intervals (percentile; resampled blocks of consecutive "
+            f"evaluated hours): a difference whose interval contains 0 is not distinguishable from noise "
+            f"on these hours.</p>" + "".join(parts))
+
+
 def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, figures: dict[str, go.Figure],
-                 context: dict) -> str:
-    """The HTML page: context, how to read, headline tables, model selection, hours, figures."""
+                 context: dict, intervals: pd.DataFrame | None = None) -> str:
+    """The HTML page: context, how to read, headline tables (with their bootstrap intervals),
+    model selection, hours, figures."""
     fss_scale, max_km = context.get("fss_scale_px", 21), context.get("max_km", 10)
     parts = [f"<h1>precipdiff evaluation</h1><p>{html.escape(context.get('summary', ''))}</p>",
              "<h2>How to read this report</h2>", HOW_TO_READ,
@@ -142,6 +166,9 @@ def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, fi
              "<h2>Correction stage: 0.1° vs the max-pooled radar</h2>",
              _table_html(headline_table(metrics, "coarse", fss_scale, max_km)),
              "<h2>Model selection</h2>", _selection_html(selection)]
+    if intervals is not None and len(intervals):
+        parts[5:5] = ["<h2>1 km: confidence intervals and paired differences</h2>",
+                      _intervals_html(intervals, context.get("level", 0.95))]
     for title, fig in figures.items():
         parts += [f"<h2>{html.escape(title)}</h2>", fig.to_html(full_html=False, include_plotlyjs=False)]
     listed = hours.assign(time=hours["time"].astype(str))[["time", "radar_mean_mm_h", "radar_wet_fraction", "sample"]]

@@ -81,13 +81,13 @@ def test_point_forecast_crps_is_mae_and_clipping_is_counted():
     fcst[0, 0, 0] = 1e30  # a diverged pixel
     cfg = ScoreConfig(thresholds_mm_h=(1.0,), fss_scales_px=(1, 3), spectra=False, max_rate_mm_h=300.0)
     det = MethodScores(False, cfg)
-    det.accum(fcst, obs)
+    det.accum(fcst, obs, range(3))
     rows = {r["metric"]: r["value"] for r in det.records() if "threshold" not in r and "scale" not in r}
     clipped = np.minimum(fcst, 300.0)
     assert rows["crps"] == rows["crps_fair"] == rows["mae"] == pytest.approx(np.abs(clipped - obs).mean())
     assert rows["clipped_fraction"] == pytest.approx(1 / obs.size)
     ens = MethodScores(True, cfg)
-    ens.accum(np.stack([obs, obs + 1.0], axis=1), obs)
+    ens.accum(np.stack([obs, obs + 1.0], axis=1), obs, range(3))
     rows = {r["metric"]: r["value"] for r in ens.records() if "threshold" not in r and "scale" not in r}
     assert rows["mae"] == pytest.approx(0.5)  # of the ensemble mean
     assert rows["crps_fair"] == pytest.approx(0.5 - 1.0 / 2)  # E|X - y| - E|X - X'| / 2, Ferro (2014)
@@ -96,8 +96,8 @@ def test_point_forecast_crps_is_mae_and_clipping_is_counted():
 def test_scoreboard_squeezes_single_member_ensembles():
     board = Scoreboard({"fine": ScoreConfig(thresholds_mm_h=(1.0,), fss_scales_px=(1,), pixel_km=1.0)})
     obs = np.ones((2, 20, 20))
-    board.add("regression_chain", "fine", obs[:, None] * 2.0, obs)
-    board.add_reference("fine", obs)
+    board.add("regression_chain", "fine", obs[:, None] * 2.0, obs, range(len(obs)))
+    board.add_reference("fine", obs, range(len(obs)))
     table = board.table()
     assert list(table.columns) == ["method", "stage", "metric", "threshold", "scale", "value"]
     assert set(table["method"]) == {"regression_chain", "radar"}

@@ -16,6 +16,9 @@ correction_diffusion_bilinear   0.01°       diffusion correction ensemble upsam
 diffusion_chain(_mean)          both        the PrecipDiff chain (ensemble) and its member mean
 downscaling_diffusion(_mean)    0.01°       downscaling model on the raw upsampled satellite (experiment ablation only)
 satellite, qm                   0.1°        satellite as is / quantile-mapped to the max-pooled radar distribution
+ds_diffusion, ds_rainfarm,      0.01°       block ``downscaling_only`` (stage of that name): the downscaling stage
+ds_bilinear                                 alone from the TRUE radar at 0.1° (model: max-pooled; RainFARM and
+                                            bilinear: mean-pooled), on the ``downscaling_only.max_hours`` wettest hours
 ==============================  ==========  ========================================================
 """
 
@@ -87,6 +90,26 @@ def rainfarm_fields(chunk: Chunk, qm_fine: QuantileMapping, alpha: float, n_memb
     members = [rainfarm_ensemble(qm[t][None], NEST, n_members, seed, alpha=alpha, kernel_type=kernel_type,
                                  t0=int(key))[0] for t, key in enumerate(chunk.hour_keys)]
     return {"rainfarm": np.stack(members)}
+
+
+def downscaling_only_fields(chunk: Chunk, downscaling: TrainedModel, alpha: float, settings: ChainSettings,
+                            kernel_type: str | None = None) -> dict[str, np.ndarray]:
+    """The downscaling stage alone, from the TRUE radar at 0.1° (no satellite, no correction), mm/h:
+
+    * ``ds_diffusion`` (T, M, H, W): the downscaling model on the radar max-pooled to 0.1° (its
+      training condition), upsampled as at training;
+    * ``ds_rainfarm`` (T, M, H, W): RainFARM (alpha fitted on training radar) of the radar
+      mean-pooled to 0.1° (RainFARM preserves block means);
+    * ``ds_bilinear`` (T, H, W): bilinear interpolation of the mean-pooled radar.
+    """
+    check_model(downscaling, "downscaling", chunk.transform)
+    pooled = transforms.forward_transform(chunk.radar_coarse, chunk.transform)
+    _, fine = run_chain(pooled, chunk.coarse_grid, chunk.fine_grid, chunk.hour_keys, None, downscaling, settings)
+    mean = transforms.pool(chunk.radar, "mean")
+    rf = [rainfarm_ensemble(mean[t][None], NEST, settings.n_members, settings.seed, alpha=alpha,
+                            kernel_type=kernel_type, t0=int(key))[0] for t, key in enumerate(chunk.hour_keys)]
+    return {"ds_diffusion": transforms.inverse_transform(fine, chunk.transform), "ds_rainfarm": np.stack(rf),
+            "ds_bilinear": transforms.upsample(mean, NEST, "bilinear")}
 
 
 def check_model(model: TrainedModel | None, stage: str, transform: str) -> None:

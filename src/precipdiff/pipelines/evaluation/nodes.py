@@ -22,10 +22,11 @@ from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
 from precipdiff.pipelines.evaluation.selection import selection_decision, setup_fingerprint, tagged_score
 from precipdiff.training.artifact import TrainedModel
-from precipdiff.verification import exceedance_probability, tidy
+from precipdiff.verification import exceedance_probability, hourly_table, tidy
 
 log = logging.getLogger(__name__)
 STAGES = ("coarse", "fine")
+BLOCK = "downscaling_only"  # the stage of the downscaling-alone block (1 km, from the true radar at 0.1°)
 
 
 # ---- which hours ------------------------------------------------------------------------------
@@ -101,7 +102,8 @@ def _fit_alpha(radar: np.ndarray, rf: dict) -> float:
 
 # ---- scores --------------------------------------------------------------------------------------
 def _board(params: dict) -> Scoreboard:
-    return Scoreboard({s: ScoreConfig.from_params(params["scores"], s) for s in STAGES})
+    configs = {s: ScoreConfig.from_params(params["scores"], s) for s in STAGES}
+    return Scoreboard({**configs, BLOCK: configs["fine"]})
 
 
 def _cost_rows(method: str, seconds: dict[str, float]) -> pd.DataFrame:
@@ -109,30 +111,32 @@ def _cost_rows(method: str, seconds: dict[str, float]) -> pd.DataFrame:
 
 
 def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, baselines: dict,
-                    params: dict) -> pd.DataFrame:
-    """Satellite, QM and RainFARM at both stages, plus the radar reference spectrum."""
+                    params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Satellite, QM and RainFARM at both stages, plus the radar reference spectrum: the tidy
+    table and the per-hour sums (:meth:`~.scores.Scoreboard.hourly`)."""
     board, started = _board(params), time.perf_counter()
     qm_fine, qm_coarse = (QuantileMapping.from_dict(baselines[k]) for k in ("qm_fine", "qm_coarse"))
     rf, chain = params["baselines"]["rainfarm"], params["chain"]
     for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
-        board.add_reference("fine", chunk.radar)
-        board.add("satellite", "coarse", chunk.sat, chunk.radar_coarse)
-        board.add("qm", "coarse", qm_coarse.apply(chunk.sat), chunk.radar_coarse)
+        keys = chunk.hour_keys
+        board.add_reference("fine", chunk.radar, keys)
+        board.add("satellite", "coarse", chunk.sat, chunk.radar_coarse, keys)
+        board.add("qm", "coarse", qm_coarse.apply(chunk.sat), chunk.radar_coarse, keys)
         fields = {**methods.satellite_fields(chunk), **methods.qm_fields(chunk, qm_fine),
                   **methods.rainfarm_fields(chunk, qm_fine, baselines["rainfarm_alpha"], int(chain["n_members"]),
                                             int(chain["seed"]), rf.get("kernel_type"))}
         for name, f in fields.items():
-            board.add(name, "fine", f, chunk.radar)
+            board.add(name, "fine", f, chunk.radar, keys)
     seconds = time.perf_counter() - started
     log.info("evaluation: baselines scored on %d hours in %.1f s", len(hours), seconds)
-    return pd.concat([board.table(), _cost_rows("baselines", {"seconds": seconds})], ignore_index=True)
+    return pd.concat([board.table(), _cost_rows("baselines", {"seconds": seconds})], ignore_index=True), board.hourly()
 
 
 def score_reference(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, params: dict) -> pd.DataFrame:
     """The radar's own spectrum on the scored hours (the reference of the PSD ratios), alone."""
     board = _board(params)
     for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
-        board.add_reference("fine", chunk.radar)
+        board.add_reference("fine", chunk.radar, chunk.hour_keys)
     return board.table()
 
 
@@ -148,7 +152,9 @@ def chain_settings(params: dict) -> ChainSettings:
 
 
 def _score_chain(coarse, fine, hours, correction, downscaling, params, names: dict, samples: bool = False):
-    """Stream the chain; ``names`` maps ``corrected | upsampled | fine | fine_mean`` to method names."""
+    """Stream the chain; ``names`` maps ``corrected | upsampled | fine | fine_mean`` to method names.
+
+    Returns the tidy table, the per-hour sums and, with ``samples``, the map fields."""
     board, settings, kept = _board(params), chain_settings(params), []
     chain_s = score_s = 0.0
     members = 1
@@ -158,12 +164,12 @@ def _score_chain(coarse, fine, hours, correction, downscaling, params, names: di
         t1 = time.perf_counter()
         members = out["fine"].shape[1]
         if "corrected" in names:
-            board.add(names["corrected"], "coarse", out["corrected"], chunk.radar_coarse)
+            board.add(names["corrected"], "coarse", out["corrected"], chunk.radar_coarse, chunk.hour_keys)
         for key in ("upsampled", "fine"):
             if key in names:
-                board.add(names[key], "fine", out[key], chunk.radar)
+                board.add(names[key], "fine", out[key], chunk.radar, chunk.hour_keys)
         if "fine_mean" in names and members > 1:
-            board.add(names["fine_mean"], "fine", ensemble_mean(out["fine"]), chunk.radar)
+            board.add(names["fine_mean"], "fine", ensemble_mean(out["fine"]), chunk.radar, chunk.hour_keys)
         if samples:
             kept.append(sample_fields(chunk, hours, out, params["figures"], float(params["scores"]["max_rate_mm_h"])))
         chain_s, score_s = chain_s + t1 - t0, score_s + time.perf_counter() - t1
@@ -173,27 +179,32 @@ def _score_chain(coarse, fine, hours, correction, downscaling, params, names: di
     log.info("evaluation %s: %d hours × %d members, chain %.1f s (%.2f s per member-hour), scores %.1f s",
              method, len(hours), members, chain_s, cost["seconds_per_member_hour"], score_s)
     table = pd.concat([board.table(), _cost_rows(method, cost)], ignore_index=True)
-    return (table, xr.concat([k for k in kept if k is not None], dim="time")) if samples else table
+    if samples:
+        return table, board.hourly(), xr.concat([k for k in kept if k is not None], dim="time")
+    return table, board.hourly()
 
 
 def score_regression_chain(coarse, fine, hours, correction: TrainedModel | None, downscaling: TrainedModel | None,
-                           params: dict) -> pd.DataFrame:
-    """``regression_correction`` (0.1°) and ``regression_chain`` (1 km); empty if a model is disabled."""
+                           params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``regression_correction`` (0.1°) and ``regression_chain`` (1 km): table and per-hour sums;
+    empty if a model is disabled."""
     if not (correction and correction.enabled and downscaling and downscaling.enabled):
         log.info("evaluation: a regression model is disabled; regression_chain not evaluated")
-        return tidy([])
+        return tidy([]), hourly_table({})
     return _score_chain(coarse, fine, hours, correction, downscaling, params,
                         {"corrected": "regression_correction", "fine": "regression_chain"})
 
 
 def score_diffusion_chain(coarse, fine, hours, correction: TrainedModel, downscaling: TrainedModel, params: dict):
-    """The PrecipDiff ensemble at both stages, its member mean, the correction-only ablation, map fields."""
+    """The PrecipDiff ensemble at both stages, its member mean, the correction-only ablation: table,
+    per-hour sums and map fields."""
     names = {"corrected": "correction_diffusion", "upsampled": "correction_diffusion_bilinear",
              "fine": "diffusion_chain", "fine_mean": "diffusion_chain_mean"}
     return _score_chain(coarse, fine, hours, correction, downscaling, params, names, samples=True)
 
 
-def score_downscaling_only(coarse, fine, hours, downscaling: TrainedModel, params: dict) -> pd.DataFrame:
+def score_downscaling_only(coarse, fine, hours, downscaling: TrainedModel,
+                           params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``downscaling_diffusion(_mean)``: the downscaling model applied to the raw satellite upsampled
     (no correction; the ablation of the correction stage)."""
     return _score_chain(coarse, fine, hours, None, downscaling, params,
@@ -223,6 +234,29 @@ def sample_fields(chunk: methods.Chunk, hours: pd.DataFrame, out: dict, figures:
                 "coarse_lat": lat_c, "coarse_lon": lon_c},
         attrs={"units": "mm h-1", "n_members": int(out["fine"].shape[1])},
     ).astype(np.float32)
+
+
+def score_downscaling_block(coarse, fine, hours, downscaling: TrainedModel, baselines: dict,
+                            params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stage ``downscaling_only``: the downscaling model, RainFARM and bilinear from the true radar
+    at 0.1° (:func:`.methods.downscaling_only_fields`) on the ``downscaling_only.max_hours``
+    wettest evaluated hours (all when null), with the radar reference spectrum."""
+    block = params["downscaling_only"]
+    if not block.get("enabled", True):
+        return tidy([]), hourly_table({})
+    cap = block.get("max_hours")
+    chosen = hours if cap is None else hours.loc[hours["radar_mean_mm_h"].fillna(-1).nlargest(int(cap)).index]
+    board, settings, started = _board(params), chain_settings(params), time.perf_counter()
+    for chunk in methods.iter_chunks(coarse, fine, chosen, params["chunk_hours"]):
+        board.add_reference(BLOCK, chunk.radar, chunk.hour_keys)
+        fields = methods.downscaling_only_fields(chunk, downscaling, baselines["rainfarm_alpha"], settings,
+                                                 params["baselines"]["rainfarm"].get("kernel_type"))
+        for name, f in fields.items():
+            board.add(name, BLOCK, f, chunk.radar, chunk.hour_keys)
+    seconds = time.perf_counter() - started
+    log.info("evaluation: downscaling-only block on %d hours in %.1f s", len(chosen), seconds)
+    return pd.concat([board.table(), _cost_rows("ds_diffusion", {"block_seconds": seconds})],
+                     ignore_index=True), board.hourly()
 
 
 # ---- the champion ------------------------------------------------------------------------------
@@ -261,7 +295,7 @@ def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel
                     method="champion_chain", stage="fine")
     log.info("evaluation: scoring the %s %s on the same hours", champion["alias"], versions)
     return _score_chain(coarse, fine, hours, models["correction"], models["downscaling"], params,
-                        {"fine": "champion_chain"})
+                        {"fine": "champion_chain"})[0]
 
 
 # ---- the table -------------------------------------------------------------------------------------
@@ -308,8 +342,8 @@ def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, co
 
 
 # ---- report ------------------------------------------------------------------------------------------
-def make_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores, coarse_scores, psd,
-                ranks, fss, params: dict) -> str:
+def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores,
+                coarse_scores, psd, ranks, fss, params: dict) -> str:
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
     from precipdiff.reporting.report import build_report
 
@@ -322,5 +356,5 @@ def make_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, map
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
                "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss}
     context = {"summary": summary, "fss_scale_px": params["report"]["fss_scale_px"],
-               "max_km": params["flags"]["oversmoothing"]["max_km"]}
-    return build_report(metrics, selection, hours, figures, context)
+               "max_km": params["flags"]["oversmoothing"]["max_km"], "level": float(params["intervals"]["level"])}
+    return build_report(metrics, selection, hours, figures, context, intervals)

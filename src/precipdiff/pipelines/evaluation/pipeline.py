@@ -9,6 +9,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.reporting import evaluation_figures as fig
 
+from . import intervals as ci
 from . import nodes as n
 
 MODELS = ["correction.diffusion_model", "downscaling.diffusion_model",
@@ -21,16 +22,25 @@ def create_pipeline(**kwargs) -> Pipeline:
     template = Pipeline([
         node(n.select_test_hours, [*data, p], "hours", name="select_test_hours"),
         node(n.fit_baselines, [*data, "params:evaluation.baselines"], "baselines", name="fit_baselines"),
-        node(n.score_baselines, [*scored, "baselines", p], "baseline_scores", name="score_baselines"),
+        node(n.score_baselines, [*scored, "baselines", p], ["baseline_scores", "baseline_hourly"],
+             name="score_baselines"),
         node(n.score_regression_chain, [*scored, "correction.regression_model", "downscaling.regression_model", p],
-             "regression_scores", name="score_regression_chain"),
+             ["regression_scores", "regression_hourly"], name="score_regression_chain"),
         node(n.score_diffusion_chain, [*scored, "correction.diffusion_model", "downscaling.diffusion_model", p],
-             ["diffusion_scores", "sample_fields"], name="score_diffusion_chain"),
+             ["diffusion_scores", "diffusion_hourly", "sample_fields"], name="score_diffusion_chain"),
+        node(n.score_downscaling_block, [*scored, "downscaling.diffusion_model", "baselines", p],
+             ["downscaling_block_scores", "downscaling_block_hourly"], name="score_downscaling_block"),
         node(n.score_champion, [*scored, "champion", "correction.diffusion_model", "downscaling.diffusion_model", p],
              "champion_scores", name="score_champion"),
-        node(n.assemble_metrics, [p, "baseline_scores", "regression_scores", "diffusion_scores", "champion_scores"],
+        node(n.assemble_metrics, [p, "baseline_scores", "regression_scores", "diffusion_scores", "champion_scores",
+                                  "downscaling_block_scores"],
              "metrics", name="assemble_metrics"),
         node(n.headline_metrics, ["metrics", p], "headline_metrics", name="headline_metrics"),
+        node(ci.hourly_scores, ["baseline_hourly", "regression_hourly", "diffusion_hourly",
+                                "downscaling_block_hourly"], "hourly_scores",
+             name="hourly_scores"),
+        node(ci.confidence_intervals, ["hours", p, "hourly_scores"], "intervals", name="confidence_intervals"),
+        node(ci.interval_metrics, "intervals", "interval_metrics", name="interval_metrics"),
         node(n.select_models, ["metrics", "hours", "champion", "correction.diffusion_model",
                                "downscaling.diffusion_model", p],
              ["model_selection", "registry_update"], name="select_models"),
@@ -43,7 +53,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(fig.psd_curves, "metrics", "psd_figure", name="plot_psd"),
         node(fig.rank_histograms, "metrics", "rank_histogram_figure", name="plot_rank_histograms"),
         node(fig.fss_curves, "metrics", "fss_figure", name="plot_fss"),
-        node(n.make_report, ["metrics", "model_selection", "hours", "maps_figure", "scores_figure",
+        node(n.make_report, ["metrics", "intervals", "model_selection", "hours", "maps_figure", "scores_figure",
                              "coarse_scores_figure", "psd_figure", "rank_histogram_figure", "fss_figure", p],
              "report", name="make_report"),
     ])

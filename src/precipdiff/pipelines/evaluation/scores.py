@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precipdiff import verification as v
+from precipdiff.data.transforms import clip_runaway
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class MethodScores:
 
     def __init__(self, ensemble: bool, cfg: ScoreConfig):
         self.ensemble, self.cfg = ensemble, cfg
+        self.hourly = v.HourlyStats(cfg.pixel_km if cfg.spectra else None)
         thr, scales = cfg.thresholds_mm_h, cfg.fss_scales_px
         self.acc = {"continuous": v.ContinuousScores(), "contingency": v.ContingencyScores(thr),
                     "intensity": v.IntensityErrors(cfg.intensity_bins_mm_h)}
@@ -68,16 +70,17 @@ class MethodScores:
             self.acc.update(psd=v.MeanPSD(cfg.pixel_km), seams=v.SeamStatistic(cfg.seam_block_px))
         self.n_values = self.n_clipped = 0
 
-    def accum(self, fcst: np.ndarray, obs: np.ndarray) -> None:
-        """Add a chunk: ``fcst`` (T, H, W) or (T, M, H, W) as declared, ``obs`` (T, H, W), mm/h.
+    def accum(self, fcst: np.ndarray, obs: np.ndarray, keys) -> None:
+        """Add a chunk: ``fcst`` (T, H, W) or (T, M, H, W) as declared, ``obs`` (T, H, W), mm/h;
+        ``keys`` (T,) the hours' ids (their per-hour sums feed the bootstrap intervals).
 
         Forecast rates above ``max_rate_mm_h`` are clipped to it first and counted
         (``clipped_fraction``), so one diverging sample cannot turn every score into inf.
         """
-        finite = np.isfinite(fcst)
-        self.n_values += int(finite.sum())
-        self.n_clipped += int((fcst[finite] > self.cfg.max_rate_mm_h).sum())
-        fcst = np.minimum(fcst, self.cfg.max_rate_mm_h)
+        self.n_values += int(np.isfinite(fcst).sum())
+        fcst, clipped = clip_runaway(fcst, self.cfg.max_rate_mm_h)
+        self.n_clipped += int(clipped.sum())
+        self.hourly.accum(fcst, obs, keys)
         a = self.acc
         if self.ensemble:
             a["continuous"].accum(ensemble_mean(fcst), obs)
@@ -121,28 +124,33 @@ class Scoreboard:
     """Every (method, stage) of an evaluation, filled chunk by chunk; ``table()`` is the tidy table.
 
     The observations themselves go through :meth:`add_reference` (method ``radar``: spectrum and seams only).
+    :meth:`hourly` gives the per-hour sums of every method for the bootstrap intervals.
     """
 
     def __init__(self, configs: dict[str, ScoreConfig]):
         self.configs = configs
         self.scores: dict[tuple[str, str], MethodScores] = {}
         self.reference: dict[str, list] = {}
+        self.hourly_reference: dict[str, v.HourlyStats] = {}
 
-    def add(self, method: str, stage: str, fields: np.ndarray, obs: np.ndarray) -> None:
-        """Score ``fields`` (T, H, W), (T, 1, H, W) or (T, M, H, W) against ``obs`` (T, H, W), mm/h."""
+    def add(self, method: str, stage: str, fields: np.ndarray, obs: np.ndarray, keys) -> None:
+        """Score ``fields`` (T, H, W), (T, 1, H, W) or (T, M, H, W) against ``obs`` (T, H, W), mm/h,
+        of the hours ``keys`` (T,)."""
         fcst, ensemble = as_forecast(fields)
         key = (method, stage)
         if key not in self.scores:
             self.scores[key] = MethodScores(ensemble, self.configs[stage])
-        self.scores[key].accum(fcst, obs)
+        self.scores[key].accum(fcst, obs, keys)
 
-    def add_reference(self, stage: str, obs: np.ndarray) -> None:
-        """The observed fields' mean RAPSD (the denominator of the PSD ratios) and seam ratio (method ``radar``)."""
+    def add_reference(self, stage: str, obs: np.ndarray, keys) -> None:
+        """The observed fields' mean RAPSD (the denominator of the PSD ratios) and seam ratio (method
+        ``radar``), and their per-hour spectra."""
         cfg = self.configs[stage]
         if cfg.spectra:
             ref = self.reference.setdefault(stage, [v.MeanPSD(cfg.pixel_km), v.SeamStatistic(cfg.seam_block_px)])
             for acc in ref:
                 acc.accum(obs)
+            self.hourly_reference.setdefault(stage, v.HourlyStats(cfg.pixel_km)).accum(obs, obs, keys)
 
     def table(self):
         """Tidy DataFrame (method, stage, metric, threshold, scale, value)."""
@@ -151,3 +159,9 @@ class Scoreboard:
         parts = [v.tidy(s.records(), method=m, stage=st) for (m, st), s in self.scores.items()]
         parts += [v.tidy(a.records(), method="radar", stage=st) for st, ref in self.reference.items() for a in ref]
         return pd.concat(parts, ignore_index=True) if parts else v.tidy([])
+
+    def hourly(self):
+        """Per-hour sums of every (method, stage): :func:`precipdiff.verification.hourly_table`."""
+        stats = {key: s.hourly for key, s in self.scores.items()}
+        stats.update({("radar", st): h for st, h in self.hourly_reference.items()})
+        return v.hourly_table(stats)

@@ -91,12 +91,12 @@ def _score_run_models(data: list[str]) -> Pipeline:
     baselines (fitted on the run's training split: transferred, like the models) → ``arm_metrics``."""
     return Pipeline([
         node(ev.select_test_hours, [*data, EVAL], "hours", name="select_test_hours"),
-        node(ev.score_baselines, [*data, "hours", "evaluation.baselines", EVAL], "baseline_scores",
+        node(ev.score_baselines, [*data, "hours", "evaluation.baselines", EVAL], ["baseline_scores", "baseline_hourly"],
              name="score_baselines"),
-        node(ev.score_regression_chain, [*data, "hours", *REGRESSION, EVAL], "regression_scores",
+        node(ev.score_regression_chain, [*data, "hours", *REGRESSION, EVAL], ["regression_scores", "regression_hourly"],
              name="score_regression_chain"),
-        node(ev.score_diffusion_chain, [*data, "hours", *DIFFUSION, EVAL], ["diffusion_scores", "samples"],
-             name="score_diffusion_chain"),
+        node(ev.score_diffusion_chain, [*data, "hours", *DIFFUSION, EVAL],
+             ["diffusion_scores", "diffusion_hourly", "samples"], name="score_diffusion_chain"),
         node(ev.assemble_metrics, [EVAL, "baseline_scores", "regression_scores", "diffusion_scores"],
              "arm_metrics", name="assemble_metrics"),
     ])
@@ -107,8 +107,8 @@ def _score_retrained(data: list[str], hours: str) -> Pipeline:
     models = [f"retrained.{stage}.diffusion_model" for stage in ("correction", "downscaling")]
     return Pipeline([
         node(ev.score_reference, [*data, hours, EVAL], "reference_scores", name="score_reference"),
-        node(ev.score_diffusion_chain, [*data, hours, *models, EVAL], ["retrained_scores", "retrained_samples"],
-             name="score_retrained_chain"),
+        node(ev.score_diffusion_chain, [*data, hours, *models, EVAL],
+             ["retrained_scores", "retrained_hourly", "retrained_samples"], name="score_retrained_chain"),
         node(ev.assemble_metrics, [EVAL, "reference_scores", "retrained_scores"], "retrained_metrics",
              name="assemble_retrained_metrics"),
     ])
@@ -118,7 +118,7 @@ def ablation() -> Pipeline:
     scores = Pipeline([
         node(ev.score_reference, [*DATA, "evaluation.hours", EVAL], "reference_scores", name="score_reference"),
         node(ev.score_downscaling_only, [*DATA, "evaluation.hours", "downscaling.diffusion_model", EVAL],
-             "scores", name="score_downscaling_only"),
+             ["scores", "hourly"], name="score_downscaling_only"),
         node(ev.assemble_metrics, [EVAL, "reference_scores", "scores"], "arm_metrics", name="assemble_metrics"),
     ])
     return _namespaced("ablation", scores + _report({"evaluation": "evaluation.metrics", "downscaling_only": "arm_metrics"}))

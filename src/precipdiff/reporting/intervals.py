@@ -1,0 +1,76 @@
+"""Tables of the bootstrap intervals (``intervals.parquet``) for the HTML report and the README.
+
+``value_table`` gives one row per method, one ``estimate [low, high]`` cell per score;
+``paired_table`` the paired differences and ratios of one method against the others;
+``markdown`` renders either as a Markdown table (no extra dependency).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from precipdiff.reporting.evaluation_figures import METHOD_ORDER
+
+#: Column labels of the value table, in order (metrics absent from the intervals are left out).
+VALUE_COLUMNS = {"crps_fair": "CRPS fair", "rmse": "RMSE", "corr": "corr", "bias": "bias",
+                 "spread_skill_ratio": "spread–skill", "psd_ratio_3km": "PSD ratio 3 km",
+                 "psd_ratio_5km": "PSD ratio 5 km", "psd_ratio_10km": "PSD ratio 10 km",
+                 "psd_ratio_small_scales": "PSD ratio ≤ 10 km"}
+
+
+def cell(estimate: float, low: float, high: float, digits: int = 3) -> str:
+    """``1.02 [0.95, 1.10]`` (significant digits); ``–`` when the estimate is not finite."""
+    if not np.isfinite(estimate):
+        return "–"
+    fmt = lambda x: f"{x:.{digits}g}" if np.isfinite(x) else "?"  # noqa: E731
+    return f"{fmt(estimate)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _ordered(methods) -> list[str]:
+    present = list(dict.fromkeys(methods))
+    return [m for m in METHOD_ORDER if m in present] + [m for m in present if m not in METHOD_ORDER]
+
+
+def value_table(intervals: pd.DataFrame, stratum: str = "all", stage: str = "fine") -> pd.DataFrame:
+    """Methods × scores of ``stratum``/``stage``, cells ``estimate [low, high]``."""
+    rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == stage)
+                     & (intervals["kind"] == "value")]
+    out = pd.DataFrame(index=pd.Index(_ordered(rows["method"]), name="method"))
+    for metric, label in VALUE_COLUMNS.items():
+        sel = rows[rows["metric"] == metric].set_index("method")
+        if len(sel):
+            out[label] = [cell(*sel.loc[m, ["estimate", "ci_low", "ci_high"]]) if m in sel.index else "–"
+                          for m in out.index]
+    return out
+
+
+def paired_table(intervals: pd.DataFrame, method: str = "diffusion_chain", stratum: str = "all",
+                 stage: str = "fine") -> pd.DataFrame:
+    """``method`` against every other method: per paired metric the difference (``method − other``)
+    and the ratio (``method / other``), ``estimate [low, high]``. A difference whose interval
+    excludes 0 is marked ``*``."""
+    rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == stage)
+                     & (intervals["method"] == method) & (intervals["kind"] != "value")]
+    out = pd.DataFrame(index=pd.Index(_ordered(rows["versus"]), name="versus"))
+    for (metric, kind), g in rows.groupby(["metric", "kind"], sort=False):
+        g = g.set_index("versus")
+        label = f"{VALUE_COLUMNS.get(metric, metric)} {'Δ' if kind == 'difference' else 'ratio'}"
+        cells = []
+        for other in out.index:
+            if other not in g.index:
+                cells.append("–")
+                continue
+            est, lo, hi = g.loc[other, ["estimate", "ci_low", "ci_high"]]
+            excl = kind == "difference" and np.isfinite(lo) and (lo > 0 or hi < 0)
+            cells.append(cell(est, lo, hi) + (" *" if excl else ""))
+        out[label] = cells
+    return out
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A Markdown table of ``table`` (its index as the first column)."""
+    cols = [table.index.name or "", *table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join([str(i), *map(str, r)]) + " |" for i, r in zip(table.index, table.itertuples(index=False))]
+    return "\n".join(lines)
