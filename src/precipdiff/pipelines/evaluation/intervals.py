@@ -88,8 +88,9 @@ def confidence_intervals(hours: pd.DataFrame, params: dict, *hourly: pd.DataFram
 
     Rows (:data:`COLUMNS`): ``kind`` ``value`` (the score of ``method``), ``difference``
     (``method − versus``, same resampled hours) or ``ratio`` (``method / versus``) for the
-    ``paired.methods`` against every other method of the same stage; ``estimate`` is the score on
-    all hours of the stratum, ``ci_low``/``ci_high`` the percentile interval at ``level``.
+    ``paired.methods`` against every other method of the same stage (but its own ``<method>_mean``);
+    ``estimate`` is the score on all hours of the stratum, ``ci_low``/``ci_high`` the percentile
+    interval at ``level``.
     """
     cfg = params["intervals"]
     table = pd.concat([h for h in hourly if len(h)], ignore_index=True)
@@ -102,8 +103,8 @@ def confidence_intervals(hours: pd.DataFrame, params: dict, *hourly: pd.DataFram
             if method not in cfg["paired"]["methods"] or metric not in cfg["paired"]["metrics"]:
                 continue
             for (other, stage_o, metric_o), (est_o, r_o, _) in reps.items():
-                if other == method or stage_o != stage or metric_o != metric:
-                    continue
+                if other in (method, f"{method}_mean") or stage_o != stage or metric_o != metric:
+                    continue  # a method's own member mean shares its RMSE: no comparison to make
                 rows.append(_row(stratum, method, stage, metric, other, "difference", est - est_o, r - r_o, level, n))
                 with np.errstate(divide="ignore", invalid="ignore"):
                     rows.append(_row(stratum, method, stage, metric, other, "ratio", est / est_o, r / r_o, level, n))
