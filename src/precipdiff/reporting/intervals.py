@@ -74,3 +74,28 @@ def markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join([str(i), *map(str, r)]) + " |" for i, r in zip(table.index, table.itertuples(index=False))]
     return "\n".join(lines)
+
+
+def paired_figure(intervals: pd.DataFrame, method: str = "diffusion_chain", stage: str = "fine"):
+    """Forest plot: ``method``'s paired change of fair CRPS and of RMSE against each other method,
+    ratio − 1 in %, with its interval, one marker per stratum (left of 0 = ``method`` better)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    rows = intervals[(intervals["method"] == method) & (intervals["stage"] == stage) & (intervals["kind"] == "ratio")]
+    metrics = [m for m in ("crps_fair", "rmse") if m in set(rows["metric"])]
+    fig = make_subplots(rows=1, cols=max(len(metrics), 1), shared_yaxes=True,
+                        subplot_titles=[f"{VALUE_COLUMNS.get(m, m)}: {method} vs method (%)" for m in metrics])
+    for col, metric in enumerate(metrics, start=1):
+        for k, (stratum, g) in enumerate(rows[rows["metric"] == metric].groupby("stratum", sort=False)):
+            g = g.set_index("versus").loc[_ordered(g["versus"])]
+            pct = 100 * (g["estimate"] - 1)
+            fig.add_trace(go.Scatter(
+                x=pct, y=g.index, mode="markers", name=stratum, legendgroup=stratum, showlegend=col == 1,
+                marker={"symbol": ["circle", "diamond"][k % 2], "size": 9},
+                error_x={"type": "data", "symmetric": False, "array": 100 * (g["ci_high"] - 1) - pct,
+                         "arrayminus": pct - 100 * (g["ci_low"] - 1)}), row=1, col=col)
+        fig.add_vline(x=0, line_dash="dot", line_color="grey", row=1, col=col)
+    fig.update_layout(title=f"Paired differences with 95 % intervals ({stage})", height=420,
+                      width=max(520 * len(metrics), 600))
+    return fig

@@ -343,7 +343,7 @@ def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, co
 
 # ---- report ------------------------------------------------------------------------------------------
 def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores,
-                coarse_scores, psd, ranks, fss, params: dict) -> str:
+                coarse_scores, psd, ranks, fss, paired, params: dict) -> str:
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
     from precipdiff.reporting.report import build_report
 
@@ -354,7 +354,7 @@ def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict,
                f"{chain['n_members']} members, sampler {dict(chain.get('sampler') or {})}, seed {chain['seed']}; "
                f"evaluated models {selection['candidate']['versions']}.")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
-               "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss}
+               "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired}
     context = {"summary": summary, "fss_scale_px": params["report"]["fss_scale_px"],
                "max_km": params["flags"]["oversmoothing"]["max_km"], "level": float(params["intervals"]["level"])}
     return build_report(metrics, selection, hours, figures, context, intervals)

@@ -8,6 +8,7 @@ models trained in the same ``kedro run``, else the registry versions set in
 from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.reporting import evaluation_figures as fig
+from precipdiff.reporting.intervals import paired_figure
 
 from . import intervals as ci
 from . import nodes as n
@@ -53,8 +54,10 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(fig.psd_curves, "metrics", "psd_figure", name="plot_psd"),
         node(fig.rank_histograms, "metrics", "rank_histogram_figure", name="plot_rank_histograms"),
         node(fig.fss_curves, "metrics", "fss_figure", name="plot_fss"),
+        node(paired_figure, "intervals", "intervals_figure", name="plot_intervals"),
         node(n.make_report, ["metrics", "intervals", "model_selection", "hours", "maps_figure", "scores_figure",
-                             "coarse_scores_figure", "psd_figure", "rank_histogram_figure", "fss_figure", p],
+                             "coarse_scores_figure", "psd_figure", "rank_histogram_figure", "fss_figure",
+                             "intervals_figure", p],
              "report", name="make_report"),
     ])
     params = {x for x in template.inputs() if x.startswith("params:")}
