@@ -250,7 +250,7 @@ def select_sampler(diffusion: TrainedModel, pairs: TrainingPairs, params: dict) 
             "sampler_selection": {k: float(table.loc[best, k]) for k in ("crps_fair", "spread_skill_ratio", "psd_ratio")}}
     log.info("%s: sampler %s chosen on %d validation tiles (CRPS fair %.4f mm/h, spread/skill %.2f, PSD ratio %.2f)",
              params["stage"], settings[best], len(target), *info["sampler_selection"].values())
-    return TrainedModel(diffusion.config, diffusion.model, info), table
+    return TrainedModel(diffusion.config, diffusion.model.cpu().eval(), info), table  # sampled on `device`
 
 
 PAIRS = {"correction": (correction_pairs, ["coarse_model_input"]),

@@ -162,13 +162,13 @@ def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, fi
     parts = [f"<h1>precipdiff evaluation</h1><p>{html.escape(context.get('summary', ''))}</p>",
              "<h2>How to read this report</h2>", HOW_TO_READ,
              "<h2>1 km: every method vs the radar (0.01°)</h2>",
-             _table_html(headline_table(metrics, "fine", fss_scale, max_km)),
-             "<h2>Correction stage: 0.1° vs the max-pooled radar</h2>",
-             _table_html(headline_table(metrics, "coarse", fss_scale, max_km)),
-             "<h2>Model selection</h2>", _selection_html(selection)]
+             _table_html(headline_table(metrics, "fine", fss_scale, max_km))]
     if intervals is not None and len(intervals):
-        parts[5:5] = ["<h2>1 km: confidence intervals and paired differences</h2>",
-                      _intervals_html(intervals, context.get("level", 0.95))]
+        parts += ["<h2>1 km: confidence intervals and paired differences</h2>",
+                  _intervals_html(intervals, context.get("level", 0.95))]
+    parts += ["<h2>Correction stage: 0.1° vs the max-pooled radar</h2>",
+              _table_html(headline_table(metrics, "coarse", fss_scale, max_km)),
+              "<h2>Model selection</h2>", _selection_html(selection)]
     for title, fig in figures.items():
         parts += [f"<h2>{html.escape(title)}</h2>", fig.to_html(full_html=False, include_plotlyjs=False)]
     listed = hours.assign(time=hours["time"].astype(str))[["time", "radar_mean_mm_h", "radar_wet_fraction", "sample"]]

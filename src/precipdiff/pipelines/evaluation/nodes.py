@@ -245,7 +245,7 @@ def score_downscaling_block(coarse, fine, hours, downscaling: TrainedModel, base
     if not block.get("enabled", True):
         return tidy([]), hourly_table({})
     cap = block.get("max_hours")
-    chosen = hours if cap is None else hours.loc[hours["radar_mean_mm_h"].fillna(-1).nlargest(int(cap)).index]
+    chosen = hours if cap is None else _subset(hours, int(cap), "wettest")
     board, settings, started = _board(params), chain_settings(params), time.perf_counter()
     for chunk in methods.iter_chunks(coarse, fine, chosen, params["chunk_hours"]):
         board.add_reference(BLOCK, chunk.radar, chunk.hour_keys)

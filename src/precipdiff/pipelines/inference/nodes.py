@@ -128,6 +128,18 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
                        bool(params.get("progress", True)))
 
 
+def ensemble_metrics(ensemble: xr.Dataset) -> dict:
+    """Run metrics of the written product (kedro-mlflow metric histories, prefix ``inference``): hours,
+    members, mean rate (mm/h), and the cells the runaway guard clipped (1 km members, 0.1° members)."""
+    values = {"hours": ensemble.sizes["time"], "members": ensemble.sizes["member"],
+              "mean_rate_mm_h": float(ensemble["precipitation_mean"].mean()),
+              "clipped_cells": int(ensemble["clipped_cells"].sum()) if "clipped_cells" in ensemble else 0,
+              "clipped_corrected_cells": int(ensemble["clipped_corrected_cells"].sum())
+              if "clipped_corrected_cells" in ensemble else 0}
+    values["clipped_fraction"] = values["clipped_cells"] / max(int(ensemble["precipitation"].size), 1)
+    return {k: [{"value": float(v), "step": 0}] for k, v in values.items()}
+
+
 def chain_settings(params: Mapping) -> ChainSettings:
     """:class:`ChainSettings` from ``inference.*`` parameters (``null`` sampler keys: the model's own)."""
     sampler = {k: v for k, v in (params.get("sampler") or {}).items() if v is not None}

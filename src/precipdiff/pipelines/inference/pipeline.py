@@ -1,10 +1,11 @@
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import plan_ensemble, read_satellite
+from .nodes import ensemble_metrics, plan_ensemble, read_satellite
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Input files → hourly satellite → the ensemble, written hour by hour by ``inference.ensemble``.
+    """Input files → hourly satellite → the ensemble, written hour by hour by ``inference.ensemble`` →
+    its run metrics (hours, members, mean rate, cells clipped by the runaway guard).
 
     The CLI (``precipdiff downscale``) runs this pipeline with runtime parameters; see ``docs/inference.md``.
     """
@@ -15,5 +16,6 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(plan_ensemble, ["inference.satellite", "inference.correction_model",
                                  "inference.downscaling_model", "params:inference"],
                  "inference.ensemble", name="downscale"),
+            node(ensemble_metrics, "inference.ensemble", "inference.metrics", name="ensemble_metrics"),
         ]
     )
