@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--env", default=None)
     ap.add_argument("--out", type=Path, default=Path("docs/figures"))
     ap.add_argument("--quick", action="store_true", help="a quarter of the grid")
+    ap.add_argument("--precision", default="bf16", help="fp32 | bf16 (the evaluation's; same scores to 1e-4)")
     args = ap.parse_args()
     torch.manual_seed(0)
     mlflow.set_tracking_uri(f"sqlite:///{args.project / 'mlflow.db'}")
@@ -116,7 +117,7 @@ def main() -> None:
         ax.loglog(err["sigma"], err["rel_mse_gaussian"], "--", label="Gaussian denoiser (σ_data)")
         ax.set(title=f"{stage}: denoiser error on validation", xlabel="σ (scaled units)", ylabel="relative MSE")
         ax.legend()
-        sample = lambda s, c, z: _sampler(trained, s)(c, z)  # noqa: E731
+        sample = lambda s, c, z: _sampler(trained, s, args.precision)(c, z)  # noqa: E731
         table = score_settings(sample, sweep_grid(args.quick), cond, base, target, trained.info,
                                members=int(sel["members"]), seed=int(sel["seed"]), pixel_km=float(sel["pixel_km"]),
                                psd_band_km=sel["psd_band_km"])
@@ -128,10 +129,10 @@ def main() -> None:
                args.out / "sampler_sweep.png")
 
 
-def _sampler(trained, setting):
+def _sampler(trained, setting, precision):
     from precipdiff.inference.chain import residual_sampler
 
-    return residual_sampler(trained, torch.device("cpu"), setting)
+    return residual_sampler(trained, torch.device("cpu"), setting, precision)
 
 
 if __name__ == "__main__":
