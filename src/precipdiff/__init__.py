@@ -4,4 +4,8 @@
 # libsqlite3 (3.26) that, loaded first, makes MLflow's SQLite store refuse to start (needs >= 3.31).
 import sqlite3  # noqa: F401, E402
 
+from precipdiff._malloc import tune_malloc  # noqa: E402
+
+tune_malloc()  # heap reuse for the U-Nets' large buffers (see precipdiff._malloc)
+
 __version__ = "0.1.0"
