@@ -1,5 +1,6 @@
 """The allocator tuning is applied on Linux/glibc and can be turned off."""
 
+import os
 import sys
 
 import pytest
@@ -9,7 +10,7 @@ from precipdiff._malloc import tune_malloc
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt")
 def test_mallopt_accepts_the_settings(monkeypatch):
-    for key in [k for k in __import__("os").environ if k.startswith("MALLOC_")]:
+    for key in [k for k in os.environ if k.startswith("MALLOC_")]:
         monkeypatch.delenv(key)
     monkeypatch.delenv("PRECIPDIFF_MALLOC_TUNING", raising=False)
     assert tune_malloc()
