@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from precipdiff.nn.residual import build_model, model_config
+from precipdiff.nn.residual import build_model, model_config, with_mean
 
 UNET = {"base_channels": 8, "channel_mult": (1, 2), "attn_levels": (1,)}
 
@@ -69,3 +69,27 @@ def test_bf16_sampling_on_cpu_is_close_to_fp32():
     bf16 = model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=4, bf16=True)
     assert not torch.equal(fp32, bf16)
     torch.testing.assert_close(bf16, fp32, rtol=0.05, atol=0.05)
+
+
+def test_regression_base_adds_the_mean_to_every_member_and_round_trips():
+    """CorrDiff base: samples = regression prediction + the diffusion residual, member by member."""
+    edm, reg = _model("edm"), _model("regression", scale=0.5)
+    cfg = model_config("edm", 2, UNET, cond_mean=[1.0, -1.0], cond_std=[2.0, 4.0], residual_scale=2.0,
+                       sigma_data=1.0)
+    reg_cfg = model_config("regression", 2, UNET, cond_mean=[1.0, -1.0], cond_std=[2.0, 4.0], residual_scale=0.5,
+                           sigma_data=1.0)
+    based, based_cfg = with_mean(edm, cfg, reg, reg_cfg)
+    cond = torch.randn(2, 2, 9, 11)
+    plain = edm.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4)
+    total = based.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4)
+    torch.testing.assert_close(total, plain + reg.predict(cond)[:, None], rtol=1e-5, atol=1e-6)
+    assert any(k.startswith("mean.") for k in based.state_dict())
+    clone = build_model(json.loads(json.dumps(based_cfg)))  # what both MLflow load paths do
+    clone.load_state_dict(based.state_dict())
+    torch.testing.assert_close(clone.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4), total,
+                               rtol=0, atol=0)
+
+
+def test_a_mean_must_be_a_regression_under_a_diffusion_model():
+    with pytest.raises(ValueError, match="residual base"):
+        with_mean(_model("edm"), {}, _model("edm"), {})

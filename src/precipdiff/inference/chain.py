@@ -282,7 +282,8 @@ def residual_sampler(trained: TrainedModel, device: torch.device, sampler: dict 
                 gen = torch.Generator().manual_seed(int(np.random.SeedSequence([churn_seed, next(calls)])
                                                         .generate_state(1)[0]))
             x = edm_sampler(denoise, model.normalise_cond(cond), lat, generator=gen, **kwargs)
-        return x.float() * model.residual_scale
+            base = model.mean_residual(cond)  # CorrDiff residual base (0 when the model has none)
+        return x.float() * model.residual_scale + base
     return fn
 
 

@@ -12,6 +12,10 @@ Two objectives share this wrapper and the :class:`~precipdiff.nn.unet.UNet`:
 * ``"regression"``: the same U-Net with a zero ``x`` slot and noise label 0 (so both objectives have
   identical architectures and configs); :meth:`ResidualModel.predict` returns the mean residual.
 
+An ``"edm"`` model may carry a ``"regression"`` model as its ``mean`` (the CorrDiff residual base,
+Mardani et al. 2024, eq. 4: ``y = μ(c) + r`` with the diffusion model learning ``r``): its samples are
+then ``μ(c) + r`` with ``μ`` that regression's prediction, so every sampling path gets the full residual.
+
 A model is persisted as ``(model_config, state_dict)``: :func:`build_model` rebuilds it from the
 plain-dict config (see :func:`model_config`), then ``load_state_dict`` restores weights and buffers.
 """
@@ -45,13 +49,20 @@ class ResidualModel(nn.Module):
         Residual units per unit of the network's data space (transformed-intensity units).
     sigma_data : float
         EDM σ_data in scaled units (ignored for regression).
+    mean : ResidualModel, optional
+        A ``"regression"`` model whose prediction is the base of this ``"edm"`` model's residual
+        (CorrDiff); its weights are part of this model's ``state_dict`` (``mean.*``).
     """
 
     def __init__(self, net: UNet, objective: str, cond_mean: Sequence[float], cond_std: Sequence[float],
-                 residual_scale: float = 1.0, sigma_data: float = 1.0):
+                 residual_scale: float = 1.0, sigma_data: float = 1.0, mean: "ResidualModel | None" = None):
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"ResidualModel: objective must be one of {OBJECTIVES}; got {objective!r}")
+        if mean is not None and (objective != "edm" or mean.objective != "regression"):
+            raise ValueError(f"ResidualModel: a mean (residual base) must be a 'regression' model under an "
+                             f"'edm' one; got {getattr(mean, 'objective', mean)!r} under {objective!r}")
+        self.mean = mean
         self.objective = objective
         # One owner per weight, so the state_dict holds it once: "precond.net.*" or "regressor.*".
         self.precond = EDMPrecond(net, sigma_data) if objective == "edm" else None
@@ -84,6 +95,13 @@ class ResidualModel(nn.Module):
         empty_x = torch.zeros(b, 1, h, w, dtype=cond.dtype, device=cond.device)
         return self.regressor(torch.cat([empty_x, cond], dim=1), torch.zeros(b, device=cond.device))
 
+    def mean_residual(self, cond: torch.Tensor) -> torch.Tensor | float:
+        """The residual base ``μ(c)`` ``(B, 1, H, W)`` in physical units for *raw* ``cond``: the
+        ``mean`` model's prediction, or 0 without one (call under the caller's autocast / inference mode)."""
+        if self.mean is None:
+            return 0.0
+        return self.mean(None, None, self.mean.normalise_cond(cond)).float() * self.mean.residual_scale
+
     @torch.inference_mode()
     def sample(self, cond: torch.Tensor, n_members: int = 1, generator: torch.Generator | None = None, *,
                bf16: bool | None = None, **sampler_kwargs) -> torch.Tensor:
@@ -103,7 +121,9 @@ class ResidualModel(nn.Module):
         latents = torch.randn(b * n_members, 1, h, w, generator=generator, device=gen_device).to(cond.device, dtype)
         with _autocast(cond.device, bf16):
             x = edm_sampler(self.precond, cond_n, latents, generator=generator, **sampler_kwargs)
-        return (x.float() * self.residual_scale).reshape(b, n_members, 1, h, w)
+            base = self.mean_residual(cond)
+        x = (x.float() * self.residual_scale).reshape(b, n_members, 1, h, w)
+        return x + (base[:, None] if torch.is_tensor(base) else base)
 
     @torch.inference_mode()
     def predict(self, cond: torch.Tensor, *, bf16: bool | None = None) -> torch.Tensor:
@@ -124,7 +144,8 @@ def _autocast(device: torch.device, bf16: bool | None):
 
 def model_config(objective: str, cond_channels: int, unet: dict, *, cond_mean: Sequence[float],
                  cond_std: Sequence[float], residual_scale: float, sigma_data: float) -> dict:
-    """The plain-dict (JSON/YAML-serialisable) description :func:`build_model` rebuilds a model from."""
+    """The plain-dict (JSON/YAML-serialisable) description :func:`build_model` rebuilds a model from
+    (:func:`with_mean` adds a residual base)."""
     return {
         "format_version": FORMAT_VERSION,
         "objective": objective,
@@ -135,6 +156,18 @@ def model_config(objective: str, cond_channels: int, unet: dict, *, cond_mean: S
         "cond_std": [float(v) for v in cond_std],
         "residual_scale": float(residual_scale),
     }
+
+
+def with_mean(model: ResidualModel, config: dict, mean: ResidualModel, mean_config: dict
+              ) -> tuple[ResidualModel, dict]:
+    """``model`` (``"edm"``) with ``mean`` (``"regression"``) as its residual base, and the config
+    that rebuilds both (``mean_model``: the regression's :func:`model_config`)."""
+    if model.objective != "edm" or mean.objective != "regression":
+        raise ValueError(f"with_mean: a residual base must be a 'regression' model under an 'edm' one; got "
+                         f"{mean.objective!r} under {model.objective!r}")
+    combined = build_model({**config, "mean_model": mean_config})
+    combined.load_state_dict({**model.state_dict(), **{f"mean.{k}": v for k, v in mean.state_dict().items()}})
+    return combined, {**config, "mean_model": mean_config}
 
 
 def build_model(config: dict) -> ResidualModel:
@@ -150,8 +183,9 @@ def build_model(config: dict) -> ResidualModel:
     for key in ("channel_mult", "attn_levels"):
         if key in unet:
             unet[key] = tuple(unet[key])
+    mean = build_model(config["mean_model"]) if config.get("mean_model") else None
     return ResidualModel(UNet(**unet), config["objective"], config["cond_mean"], config["cond_std"],
-                         config["residual_scale"], config["sigma_data"])
+                         config["residual_scale"], config["sigma_data"], mean)
 
 
 def _plain(unet: dict) -> dict:
