@@ -65,6 +65,8 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
             client = MlflowClient()
             for key in ("stage", "objective", "transform", "residual", "data_fingerprint"):
                 client.set_model_version_tag(self._registered, str(version), key, str(data.info.get(key)))
+            if "residual_base" in data.info:  # diffusion models: input | regression (bundled CorrDiff mean)
+                client.set_model_version_tag(self._registered, str(version), "residual_base", data.info["residual_base"])
             # the sampler it ships with (chosen on validation, pipelines/residual_training.select_sampler)
             client.set_model_version_tag(self._registered, str(version), "sampler",
                                          json.dumps(data.info.get("sampler", {}), sort_keys=True))

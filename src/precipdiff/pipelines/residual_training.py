@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.data import transforms
 from precipdiff.inference.chain import pick_device, residual_sampler
+from precipdiff.nn.residual import with_mean
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.launch import train_distributed
 from precipdiff.training.sampler_selection import choose, score_settings, wettest_tiles
@@ -116,7 +117,8 @@ def data_fingerprint(pairs: TrainingPairs) -> str:
 
 
 def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
-    return {"stage": params["stage"], "objective": objective, "transform": pairs.transform,
+    base = {"residual_base": residual_base(params)} if objective == "edm" else {}
+    return {"stage": params["stage"], "objective": objective, **base, "transform": pairs.transform,
             "residual": pairs.residual_kind,
             "data_fingerprint": data_fingerprint(pairs),
             "channels": pairs.channels, "upsampling": pairs.upsampling,
@@ -156,9 +158,46 @@ def history_metrics(history: pd.DataFrame, prefix: str) -> dict:
     return out
 
 
-def train_diffusion(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
-    """EDM diffusion model of the residual (EMA weights) and its loss curves."""
-    return _fit(pairs, patches, params, "edm")
+RESIDUAL_BASES = ("input", "regression")
+
+
+def residual_base(params: dict) -> str:
+    """``residual_base`` of the stage's parameters, checked: ``input`` (the diffusion model learns
+    target − condition) or ``regression`` (CorrDiff: target − the regression U-Net's prediction)."""
+    base = params.get("residual_base", "input")
+    if base not in RESIDUAL_BASES:
+        raise ValueError(f"{params['stage']}_training.residual_base: expected one of {RESIDUAL_BASES}; got {base!r}")
+    if base == "regression" and not params["regression"].get("enabled", True):
+        raise ValueError(f"{params['stage']}_training.residual_base is 'regression' but regression.enabled is "
+                         "false: the regression U-Net is the base, enable it")
+    return base
+
+
+def predict_residual(regression: TrainedModel, cond: np.ndarray, batch: int = 8) -> np.ndarray:
+    """The regression's mean residual ``(T, 1, H, W)`` (transformed units) of every hour of ``cond``,
+    ``batch`` hours at a time (bf16 on CPU and CUDA)."""
+    device = pick_device("auto")
+    model, out = regression.model.to(device), np.empty((len(cond), 1, *cond.shape[2:]), np.float32)
+    for start in range(0, len(cond), batch):
+        chunk = torch.from_numpy(np.ascontiguousarray(cond[start:start + batch])).to(device)
+        out[start:start + batch] = model.predict(chunk, bf16=device.type in ("cpu", "cuda")).cpu().numpy()
+    regression.model.cpu()
+    return out
+
+
+def train_diffusion(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, regression: TrainedModel):
+    """EDM diffusion model of the residual (EMA weights) and its loss curves.
+
+    With ``residual_base: regression`` (CorrDiff, Mardani et al. 2024) it learns the residual left by
+    ``regression`` and carries that model as its ``mean``, so its samples are whole residuals.
+    """
+    if residual_base(params) == "input":
+        return _fit(pairs, patches, params, "edm")
+    left = replace(pairs, residual=pairs.residual - predict_residual(regression, pairs.cond))
+    trained, history = _fit(left, patches, params, "edm")
+    model, config = with_mean(trained.model, trained.config, regression.model, regression.config)
+    info = {**trained.info, "mean_fingerprint": regression.info.get("data_fingerprint")}
+    return TrainedModel(config, model.eval(), info), history
 
 
 def train_regression(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
@@ -168,6 +207,14 @@ def train_regression(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
         log.info("%s: regression baseline disabled (regression.enabled: false)", params["stage"])
         return TrainedModel.disabled(params["stage"], "regression"), {}
     return _fit(pairs, patches, params, "regression")
+
+
+def train_base_regression(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
+    """:func:`train_regression` only when it is the diffusion model's residual base (pipelines without
+    the regression baseline); a disabled stand-in otherwise."""
+    if residual_base(params) == "input":
+        return TrainedModel.disabled(params["stage"], "regression"), {}
+    return train_regression(pairs, patches, params)
 
 
 def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: TrainingPairs,
@@ -266,18 +313,20 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
     ``params``: the dataset holding the training parameters (default ``params:<stage>_training``);
     ``data``: other datasets for the template's ``coarse_model_input``, ``fine_model_input`` and
     ``patches`` (the experiments train on other data with overridden parameters);
-    ``diffusion_only``: leave out the regression baseline and the validation check.
+    ``diffusion_only``: leave out the regression baseline and the validation check (the regression
+    is then trained only when it is the diffusion model's ``residual_base``).
     """
     make_pairs, data_inputs = PAIRS[stage]
+    regression = train_base_regression if diffusion_only else train_regression
     nodes = [node(make_pairs, [*data_inputs, "training"], "training_pairs", name="make_training_pairs"),
-             node(train_diffusion, ["training_pairs", "patches", "training"],
+             node(regression, ["training_pairs", "patches", "training"],
+                  ["regression_model", "regression_history"], name="train_regression"),
+             node(train_diffusion, ["training_pairs", "patches", "training", "regression_model"],
                   ["trained_diffusion_model", "diffusion_history"], name="train_diffusion"),
              node(select_sampler, ["trained_diffusion_model", "training_pairs", "training"],
                   ["diffusion_model", "sampler_selection"], name="select_sampler")]
     if not diffusion_only:
-        nodes += [node(train_regression, ["training_pairs", "patches", "training"],
-                       ["regression_model", "regression_history"], name="train_regression"),
-                  node(validation_skill, ["diffusion_model", "regression_model", "training_pairs", "training"],
+        nodes += [node(validation_skill, ["diffusion_model", "regression_model", "training_pairs", "training"],
                        "validation_skill", name="validation_skill")]
     inputs = {**{name: name for name in data_inputs}, "patches": PATCHES[stage],
               "training": params or f"params:{stage}_training", **(data or {})}

@@ -87,3 +87,29 @@ def test_runtime_params_choose_the_registry_versions(evaluated_project):
             assert candidates["correction"]["alias"] == ("champion" if models else None)
         regression = catalog.get("downscaling.regression_model").model_uri()
         assert regression.endswith("/1" if "downscaling_regression" in models else "/latest")
+
+
+def test_both_residual_bases_train_register_and_load(evaluated_project):
+    """conf/test: correction on the input base, downscaling on the regression (CorrDiff) base; the
+    registered downscaling model carries its regression (``mean.*``) and samples whole residuals."""
+    import torch
+
+    from precipdiff.inference.registry import load_registered
+
+    mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
+    try:
+        client = mlflow.MlflowClient()
+        for stage, base in (("correction", "input"), ("downscaling", "regression")):
+            (version,) = client.search_model_versions(f"name = 'precipdiff-{stage}'")
+            assert version.tags["residual_base"] == base
+        trained = load_registered("precipdiff-downscaling", alias=None, version=1)
+        regression = load_registered("precipdiff-downscaling-regression", alias=None, version=1)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert trained.info["residual_base"] == "regression" and trained.model.mean is not None
+    mean = dict(trained.model.mean.state_dict())
+    for key, value in regression.model.state_dict().items():  # the base is the registered regression
+        torch.testing.assert_close(mean[key], value)
+    cond = torch.randn(2, trained.config["cond_channels"], 16, 16)
+    members = trained.model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=2)
+    assert torch.isfinite(members).all() and members.shape == (2, 2, 1, 16, 16)

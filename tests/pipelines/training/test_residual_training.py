@@ -85,3 +85,23 @@ def test_absolute_residual_pairs_rebuild_the_target(inputs):
     mm_h = transforms.inverse_transform(coarse.radar.values) - transforms.inverse_transform(coarse.satellite.values)
     np.testing.assert_allclose(pairs.residual[:, 0], mm_h, rtol=1e-5, atol=1e-6)  # residual in mm/h
     np.testing.assert_allclose(pairs.target(slice(None))[:, 0], coarse.radar.values, rtol=1e-5, atol=1e-6)
+
+
+def test_residual_base_is_checked_and_needs_the_regression():
+    params = {"stage": "correction", "regression": {"enabled": True}}
+    assert rt.residual_base(params) == "input"
+    assert rt.residual_base({**params, "residual_base": "regression"}) == "regression"
+    with pytest.raises(ValueError, match="correction_training.residual_base: expected one of"):
+        rt.residual_base({**params, "residual_base": "mean"})
+    with pytest.raises(ValueError, match="regression.enabled is false"):
+        rt.residual_base({**params, "residual_base": "regression", "regression": {"enabled": False}})
+
+
+def test_diffusion_only_template_trains_the_regression_only_as_a_base(inputs):
+    p = rt.residual_training_pipeline("correction", diffusion_only=True)
+    assert "correction.regression_model" in p.all_outputs() and "correction.validation_skill" not in p.all_outputs()
+    coarse, _ = inputs
+    pairs = rt.correction_pairs(coarse, {"static_channels": []})
+    stand_in, history = rt.train_base_regression(pairs, pd.DataFrame(), {"stage": "correction",
+                                                                        "regression": {"enabled": True}})
+    assert not stand_in.enabled and history == {}  # residual_base input: nothing trained
