@@ -12,6 +12,8 @@ import copy
 import numpy as np
 import pandas as pd
 
+from precipdiff.training.artifact import TrainedModel
+
 KEYS = ["stage", "metric", "threshold", "scale"]
 
 
@@ -61,6 +63,22 @@ def compare_arms(params: dict, **arms: pd.DataFrame) -> pd.DataFrame:
     return out[["arm", "method", *KEYS, "value"]].reset_index(drop=True)
 
 
+VALIDATION_SCORES = ("crps_fair", "spread_skill_ratio", "psd_ratio")
+
+
+def with_validation_scores(metrics: pd.DataFrame, correction: TrainedModel, downscaling: TrainedModel) -> pd.DataFrame:
+    """``metrics`` plus each diffusion model's scores on the VALIDATION tiles of its sampler selection
+    (stage ``validation_<stage>``, method ``diffusion_chain``): what chooses between variants
+    without looking at the test split (:func:`precipdiff.pipelines.residual_training.select_sampler`)."""
+    rows = []
+    for model in (correction, downscaling):
+        scores = model.info.get("sampler_selection", {})
+        rows += [{"method": "diffusion_chain", "stage": f"validation_{model.info['stage']}", "metric": k,
+                  "threshold": np.nan, "scale": np.nan, "value": float(scores[k])} for k in VALIDATION_SCORES
+                 if k in scores]
+    return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True) if rows else metrics
+
+
 def column_name(row) -> str:
     """``metric[@threshold][/scale]`` (``crps_fair``, ``csi@5``, ``fss@5/21``); 0.1° rows end ``(0.1°)``."""
     name = row.metric
@@ -68,6 +86,8 @@ def column_name(row) -> str:
         name += f"@{row.threshold:g}"
     if pd.notna(row.scale):
         name += f"/{row.scale:g}"
+    if row.stage.startswith("validation_"):
+        return f"{name} (val. {row.stage.removeprefix('validation_')})"
     return name + (" (0.1°)" if row.stage == "coarse" else "")
 
 
@@ -98,5 +118,6 @@ def experiment_metrics(table: pd.DataFrame) -> dict:
         if np.isfinite(row.value):
             key = f"{row.arm}.{row.method}.{column_name(row)}"
             key = key.replace("@", "_at_").replace("/", "_px").replace(" (0.1°)", "_coarse")
+            key = key.replace(" (val. ", "_validation_").replace(")", "")
             out[key] = [{"value": float(row.value), "step": 0}]
     return out

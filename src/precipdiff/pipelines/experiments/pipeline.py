@@ -30,7 +30,7 @@ from precipdiff.pipelines.residual_training import PAIRS, PATCHES, residual_trai
 from precipdiff.reporting.experiment_figures import arm_bars, cost_chart
 
 from . import cost
-from .nodes import compare_arms, experiment_metrics, markdown_table, override_params
+from .nodes import compare_arms, experiment_metrics, markdown_table, override_params, with_validation_scores
 
 EVAL = "params:evaluation"
 DATA = ["coarse_model_input", "fine_model_input"]
@@ -62,16 +62,16 @@ def _report(arms: dict[str, str]) -> Pipeline:
     ])
 
 
-def _retrained(own_data: bool = False) -> Pipeline:
-    """Both diffusion models trained again (``retrained.<stage>.diffusion_model``) with the
-    experiment's ``overrides.<stage>_training`` (on the experiment's own model inputs with ``own_data``)."""
+def _retrained(own_data: bool = False, arm: str = "retrained", overrides: str = "overrides") -> Pipeline:
+    """Both diffusion models trained again (``<arm>.<stage>.diffusion_model``) with the experiment's
+    ``<overrides>.<stage>_training`` (on the experiment's own model inputs with ``own_data``)."""
     parts = []
     for stage in ("correction", "downscaling"):
-        params = f"{stage}_training_params"
-        parts.append(Pipeline([node(override_params, [f"params:{stage}_training", f"params:overrides.{stage}_training"],
-                                    params, name=f"{stage}_training_params")]))
+        params = f"{arm}_{stage}_training_params"
+        parts.append(Pipeline([node(override_params, [f"params:{stage}_training", f"params:{overrides}.{stage}_training"],
+                                    params, name=params)]))
         data = {**{d: f"own.{d}" for d in PAIRS[stage][1]}, "patches": f"own.{PATCHES[stage]}"} if own_data else None
-        parts.append(residual_training_pipeline(stage, namespace=f"retrained.{stage}", params=params, data=data,
+        parts.append(residual_training_pipeline(stage, namespace=f"{arm}.{stage}", params=params, data=data,
                                                 diffusion_only=True))
     return sum(parts, Pipeline([]))
 
@@ -102,16 +102,21 @@ def _score_run_models(data: list[str]) -> Pipeline:
     ])
 
 
-def _score_retrained(data: list[str], hours: str) -> Pipeline:
-    """The retrained diffusion chain on ``hours`` of ``data`` (with the radar spectrum) → ``retrained_metrics``."""
-    models = [f"retrained.{stage}.diffusion_model" for stage in ("correction", "downscaling")]
+def _score_retrained(data: list[str], hours: str, arm: str = "retrained") -> Pipeline:
+    """The ``arm``'s retrained diffusion chain on ``hours`` of ``data`` (with the radar spectrum of
+    ``reference_scores``, :func:`_reference`) → ``<arm>_metrics``, with the models' validation scores."""
+    models = [f"{arm}.{stage}.diffusion_model" for stage in ("correction", "downscaling")]
     return Pipeline([
-        node(ev.score_reference, [*data, hours, EVAL], "reference_scores", name="score_reference"),
         node(ev.score_diffusion_chain, [*data, hours, *models, EVAL],
-             ["retrained_scores", "retrained_hourly", "retrained_samples"], name="score_retrained_chain"),
-        node(ev.assemble_metrics, [EVAL, "reference_scores", "retrained_scores"], "retrained_metrics",
-             name="assemble_retrained_metrics"),
+             [f"{arm}_scores", f"{arm}_hourly", f"{arm}_samples"], name=f"score_{arm}_chain"),
+        node(ev.assemble_metrics, [EVAL, "reference_scores", f"{arm}_scores"], f"{arm}_test_metrics",
+             name=f"assemble_{arm}_metrics"),
+        node(with_validation_scores, [f"{arm}_test_metrics", *models], f"{arm}_metrics", name=f"{arm}_validation"),
     ])
+
+
+def _reference(data: list[str], hours: str) -> Pipeline:
+    return Pipeline([node(ev.score_reference, [*data, hours, EVAL], "reference_scores", name="score_reference")])
 
 
 def ablation() -> Pipeline:
@@ -125,8 +130,15 @@ def ablation() -> Pipeline:
 
 
 def residual() -> Pipeline:
-    template = (_retrained() + _score_retrained(DATA, "evaluation.hours")
-                + _report({"default": "evaluation.metrics", "variant": "retrained_metrics"}))
+    """Two variants of the run's diffusion models, retrained: ``overrides`` (the other residual kind)
+    and ``base_overrides`` (the other residual base), next to the run's, with validation scores."""
+    default = Pipeline([node(with_validation_scores, ["evaluation.metrics", *DIFFUSION], "default_metrics",
+                             name="default_validation")])
+    template = (default + _retrained() + _retrained(arm="rebased", overrides="base_overrides")
+                + _reference(DATA, "evaluation.hours") + _score_retrained(DATA, "evaluation.hours")
+                + _score_retrained(DATA, "evaluation.hours", arm="rebased")
+                + _report({"default": "default_metrics", "variant": "retrained_metrics",
+                           "other_base": "rebased_metrics"}))
     return _namespaced("residual", template)
 
 
@@ -139,7 +151,8 @@ def season() -> Pipeline:
 
 def geographic() -> Pipeline:
     own = [f"own.{d}" for d in DATA]
-    template = (_own_data() + _score_run_models(own) + _retrained(own_data=True) + _score_retrained(own, "hours")
+    template = (_own_data() + _score_run_models(own) + _retrained(own_data=True) + _reference(own, "hours")
+                + _score_retrained(own, "hours")
                 + _report({"source_region": "evaluation.metrics", "transferred": "arm_metrics",
                            "trained_on_target": "retrained_metrics"}))
     return _namespaced("geographic", template)
