@@ -107,6 +107,8 @@ def test_both_residual_bases_train_register_and_load(evaluated_project):
     finally:
         mlflow.set_tracking_uri(None)
     assert trained.info["residual_base"] == "regression" and trained.model.mean is not None
+    report = (evaluated_project / "data/08_reporting/evaluation_report.html").read_text()
+    assert "correction: input base" in report and "downscaling: regression base" in report
     mean = dict(trained.model.mean.state_dict())
     for key, value in regression.model.state_dict().items():  # the base is the registered regression
         torch.testing.assert_close(mean[key], value)

@@ -338,10 +338,21 @@ def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, co
     decision = selection_decision(metrics, candidate_versions(champion, correction, downscaling), champion,
                                   params["selection"], setup_fingerprint(hours, params))
     log.info("model selection (%s): promote=%s, %s", decision["mode"], decision["promote"], decision["reason"])
+    decision["models"] = {m.info.get("stage", stage): {"residual_base": m.info.get("residual_base", "input"),
+                                                       "sampler": m.info.get("sampler", {})}
+                          for stage, m in (("correction", correction), ("downscaling", downscaling))}
     return decision, decision
 
 
 # ---- report ------------------------------------------------------------------------------------------
+def _model_summary(selection: dict, chain: dict) -> str:
+    """``correction: input base, sampler {…}; downscaling: …`` (the sampler each model was scored with)."""
+    override = dict(chain.get("sampler") or {})
+    parts = [f"{stage}: {m['residual_base']} base, sampler {({**m['sampler'], **override})}"
+             for stage, m in selection.get("models", {}).items()]
+    return "; ".join(parts) or "samplers of the models"
+
+
 def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores,
                 coarse_scores, psd, ranks, fss, paired, params: dict) -> str:
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
@@ -351,8 +362,8 @@ def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict,
     cap = params["hours"].get("max_hours")
     summary = (f"{len(hours)} test hours ({'all' if cap is None else params['hours'].get('selection', 'wettest')}, "
                f"max_hours {cap}), "
-               f"{chain['n_members']} members, sampler {dict(chain.get('sampler') or {})}, seed {chain['seed']}; "
-               f"evaluated models {selection['candidate']['versions']}.")
+               f"{chain['n_members']} members, seed {chain['seed']}; evaluated models "
+               f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}.")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
                "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired}
     context = {"summary": summary, "fss_scale_px": params["report"]["fss_scale_px"],
