@@ -4,6 +4,11 @@ from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
+from precipdiff.hooks import InterruptHooks
+
+# Ctrl-C always stops a run with a non-zero status; stale temporary files are removed (hooks.py)
+HOOKS = (InterruptHooks(),)
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

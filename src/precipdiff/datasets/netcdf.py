@@ -2,8 +2,11 @@
 
 Two changes, both about failure and re-runs (a local-file concern only):
 
-* **atomic save**: written to ``<name>.tmp-<pid>`` beside the target and moved into place with
-  ``os.replace``, so a failed run never leaves a half-written file that a later run would load;
+* **atomic save** (:func:`precipdiff.atomic.atomic_write`): written to ``<name>.tmp-<pid>`` beside
+  the target and moved into place with ``os.replace``, so a failed run never leaves a half-written
+  file that a later run would load; Ctrl-C is held back until the write is over (a KeyboardInterrupt
+  inside xarray's HDF5 locking hangs the process, issue #16), then the temporary file is removed and
+  the run stops; stale temporary files of dead processes are removed;
 * **eager load**: the file is read into memory and closed, so the next run can overwrite it
   (xarray keeps lazily opened files locked by HDF5).
 
@@ -12,11 +15,12 @@ Default encoding compresses every float variable (zlib level 4) unless ``save_ar
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import xarray as xr
 from kedro_datasets_experimental.netcdf import NetCDFDataset as _Base
+
+from precipdiff.atomic import atomic_write
 
 
 class NetCDFDataset(_Base):
@@ -31,16 +35,9 @@ class NetCDFDataset(_Base):
     def save(self, data: xr.Dataset) -> None:
         if self._protocol != "file" or self._is_multifile:
             return super().save(data)
-        target = Path(self._filepath)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}")
         args = dict(self._save_args)
         args.setdefault("encoding", compression_encoding(data))
-        try:
-            data.to_netcdf(path=tmp, **args)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(Path(self._filepath), lambda tmp: data.to_netcdf(path=tmp, **args))
         self._invalidate_cache()
 
 

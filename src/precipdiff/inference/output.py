@@ -42,6 +42,7 @@ import pandas as pd
 import xarray as xr
 from tqdm.auto import tqdm
 
+from precipdiff.atomic import atomic_write
 from precipdiff.data.contract import STANDARD_NAME, UNITS
 
 log = logging.getLogger(__name__)
@@ -155,12 +156,8 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
 
 def write_atomic(ds: xr.Dataset, path: Path, unlimited_time: bool = False) -> None:
     """Write ``ds`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        ds.to_netcdf(tmp, encoding=encoding(ds), unlimited_dims=["time"] if unlimited_time else None)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, encoding=encoding(ds),
+                                                unlimited_dims=["time"] if unlimited_time else None), hidden=True)
 
 
 def check_writable(path: str | Path) -> Path:
@@ -237,9 +234,7 @@ class EnsembleStore:
             reuse = True
         self.parts.mkdir(parents=True, exist_ok=True)
         if not manifest.exists():
-            tmp = manifest.with_name(f".manifest.tmp-{os.getpid()}")
-            tmp.write_text(_dumps(signature, indent=1))
-            os.replace(tmp, manifest)
+            atomic_write(manifest, lambda tmp: tmp.write_text(_dumps(signature, indent=1)), hidden=True)
         return reuse
 
     def _part_path(self, hour: pd.Timestamp) -> Path:

@@ -10,12 +10,13 @@ running sums of the current epoch), ``model_config``, ``fingerprint`` (of config
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from precipdiff.atomic import atomic_write
 
 CHECKPOINT_NAME = "latest.pt"
 
@@ -27,14 +28,7 @@ def checkpoint_path(checkpoint_dir: str | Path) -> Path:
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
     """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda tmp: torch.save(state, tmp), hidden=True)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict | None:
