@@ -9,7 +9,8 @@ import pytest
 
 from precipdiff.data.contract import grid_for_box
 from precipdiff.data.errors import ReaderError
-from precipdiff.data.imerg import read_imerg
+from precipdiff.data.files import end_time
+from precipdiff.data.imerg import name_start, read_imerg
 
 SMALL = {"lat_min": 43.0, "lat_max": 43.5, "lon_min": -92.0, "lon_max": -91.0}  # inside the synthetic files' data
 
@@ -153,3 +154,22 @@ def test_time_units_are_parsed_not_assumed(make_imerg):
         h5["Grid/time"].attrs["units"] = np.bytes_("minutes since 2000-01-01 00:00:00 UTC")
         h5["Grid/time"][0] = minutes
     assert read_imerg(path, SMALL)["time"].values[0] == np.datetime64("2023-01-01T00:30")
+
+
+@pytest.mark.parametrize("layout", ["v07", "subset", "v05_2d"])
+def test_name_disagreeing_with_content_is_refused(make_imerg, tmp_path, layout):
+    """Issue #16: files are selected by name and dated by content; a renamed file must not slip through."""
+    made = make_imerg(layout, "2023-01-01 00:00")
+    renamed = made.rename(tmp_path / made.name.replace("20230101", "20230102"))
+    with pytest.raises(ReaderError) as info:
+        read_imerg(renamed, SMALL)
+    message = str(info.value)
+    assert str(renamed) in message
+    assert "name says the half hour starts 2023-01-02 00:00:00" in message
+    assert "says 2023-01-01 00:00:00" in message
+
+
+def test_name_time_is_the_rule_both_for_selection_and_reading(make_imerg):
+    path = make_imerg("v07", "2023-01-01 01:30")
+    assert name_start(path) == pd.Timestamp("2023-01-01 01:30")
+    assert end_time(path) == pd.Timestamp(read_imerg(path, SMALL)["time"].values[0])

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from precipdiff.data.contract import grid_for_box, make_dataset
+from precipdiff.data.errors import ReaderError
 from precipdiff.inference.inputs import InputError, check_hours, find_inputs, read_satellite
 from tests.inference.imerg_files import imerg_name, write_hours, write_imerg_v07
 
@@ -105,3 +106,12 @@ def test_missing_input_and_empty_period(tmp_path, imerg_dir):
         find_inputs(tmp_path / "nope")
     with pytest.raises(InputError, match="none of the 6 IMERG files"):
         read_satellite(find_inputs(imerg_dir), BOX, start="2030-01-01T01:00", end="2030-01-01T02:00")
+
+
+def test_file_whose_name_and_content_disagree_is_refused(imerg_dir):
+    """Issue #16: downscale selects files by name; a file dated otherwise inside must not be used."""
+    first = sorted(imerg_dir.iterdir())[0]
+    moved = first.rename(first.with_name(first.name.replace("20230701-S000000-E002959", "20230630-S233000-E235959")))
+    with pytest.raises(ReaderError, match="name says the half hour starts 2023-06-30 23:30:00") as info:
+        read_satellite(find_inputs(imerg_dir), BOX, progress=False)
+    assert moved.name in str(info.value) and "says 2023-07-01 00:00:00" in str(info.value)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -33,11 +32,10 @@ import xarray as xr
 from precipdiff.data.align import halfhours_to_hours, intersect_times, rates_to_hours
 from precipdiff.data.contract import validate, validate_pair
 from precipdiff.data.errors import ReaderError, reader_error
-from precipdiff.data.imerg import read_imerg
+from precipdiff.data.imerg import name_start, read_imerg
 from precipdiff.data.mrms import RATE_PRODUCTS, parse_name, read_mrms
 
 log = logging.getLogger(__name__)
-_IMERG_NAME = re.compile(r"3IMERG\.(\d{8})-S(\d{6})-E(\d{6})")
 
 
 def discover(directory: str | Path, pattern: str = "*") -> list[Path]:
@@ -57,12 +55,13 @@ def discover(directory: str | Path, pattern: str = "*") -> list[Path]:
 def end_time(path: str | Path) -> pd.Timestamp:
     """End of the interval a file's data describe, from its name (UTC).
 
-    IMERG ``…3IMERG.YYYYMMDD-SHHMMSS-EHHMMSS…``: start + 30 min; MRMS: the valid time.
+    IMERG ``…3IMERG.YYYYMMDD-SHHMMSS-EHHMMSS…``: start + 30 min (:func:`~precipdiff.data.imerg.name_start`,
+    the rule :func:`~precipdiff.data.imerg.read_imerg` checks the content against); MRMS: the valid time.
     """
     path = Path(path)
-    match = _IMERG_NAME.search(path.name)
-    if match:
-        return pd.Timestamp(f"{match[1]}T{match[2]}") + pd.Timedelta(minutes=30)
+    start = name_start(path)
+    if start is not None:
+        return start + pd.Timedelta(minutes=30)
     if path.name.endswith((".grib2", ".grib2.gz")):
         return parse_name(path)[1]
     raise reader_error(path, "cannot tell the time from the name (neither IMERG …3IMERG.YYYYMMDD-SHHMMSS-… "

@@ -20,6 +20,10 @@ Conventions (see ``docs/readers.md``):
   labels; the start comes from ``Grid/time`` ("Representative time", the half-hour start, in the
   epoch given by its ``units``: 1980-01-06 for V07, 1970-01-01 for V06) or, without a time
   variable, from ``FileHeader`` ``StartGranuleDateTime`` and then the file name;
+* the file name's half hour (``…YYYYMMDD-SHHMMSS-EHHMMSS…``, :func:`name_start`) must be the one the
+  content holds: a file whose name and content disagree is refused, because files are *selected* by
+  name (:func:`precipdiff.data.files.end_time`: ingestion days, ``precipdiff downscale`` hours) and
+  *dated* by content — one rule, both must agree;
 * ``_FillValue`` / ``CodeMissingValue`` (-9999.9) and any negative value become NaN.
 """
 
@@ -249,6 +253,7 @@ def half_hour_ends(h5: h5py.File, var: h5py.Dataset, dims: tuple[str, ...], path
                                      f"says {header_start}")
     else:
         starts = np.array([header_start if header_start is not None else _name_start(path)], dtype="datetime64[ns]")
+    _check_name_agrees(path, starts, "Grid/time" if "time" in dims else "FileHeader StartGranuleDateTime")
     ends = starts + HALF_HOUR
     if np.any(ends.astype("datetime64[m]").astype(np.int64) % 30 != 0):
         raise reader_error(path, f"half-hour ends {ends} do not fall on :00/:30 UTC")
@@ -265,12 +270,33 @@ def _header_start(header: dict[str, str], path: Path) -> np.datetime64 | None:
         raise reader_error(path, f"FileHeader StartGranuleDateTime={text!r} is not a date ({exc})") from exc
 
 
+def name_start(path: str | Path) -> pd.Timestamp | None:
+    """Start of the half hour in an IMERG file name (``…YYYYMMDD-SHHMMSS-EHHMMSS…``), ``None`` if absent.
+
+    The single rule for dating an IMERG file by its name (:func:`precipdiff.data.files.end_time`
+    uses it to select files); :func:`read_imerg` refuses a file whose content disagrees.
+    """
+    match = _NAME_TIME.search(Path(path).name)
+    return pd.Timestamp(f"{match[1]}T{match[2]}") if match else None
+
+
 def _name_start(path: Path) -> np.datetime64:
-    match = _NAME_TIME.search(path.name)
-    if not match:
+    start = name_start(path)
+    if start is None:
         raise reader_error(path, "no time variable, no FileHeader StartGranuleDateTime and no "
                                  "YYYYMMDD-SHHMMSS in the file name: cannot tell which half hour this is")
-    return np.datetime64(pd.Timestamp(f"{match[1]}T{match[2]}").to_datetime64(), "ns")
+    return np.datetime64(start.to_datetime64(), "ns")
+
+
+def _check_name_agrees(path: Path, starts: np.ndarray, source: str) -> None:
+    """Refuse a file whose name dates another half hour than its content (``starts``)."""
+    named = name_start(path)
+    if named is None or (starts.size and pd.Timestamp(starts.min()) == named):
+        return
+    found = ", ".join(str(pd.Timestamp(t)) for t in starts[:3])
+    raise reader_error(path, f"the file name says the half hour starts {named} but the content ({source}) says "
+                             f"{found}; the file is misnamed or holds another time. precipdiff selects IMERG "
+                             "files by name and dates them by content, so both must agree: rename or replace it")
 
 
 _TIME_UNITS = {"seconds": "s", "minutes": "min", "hours": "h", "days": "D"}
