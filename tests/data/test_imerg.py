@@ -173,3 +173,16 @@ def test_name_time_is_the_rule_both_for_selection_and_reading(make_imerg):
     path = make_imerg("v07", "2023-01-01 01:30")
     assert name_start(path) == pd.Timestamp("2023-01-01 01:30")
     assert end_time(path) == pd.Timestamp(read_imerg(path, SMALL)["time"].values[0])
+
+
+@pytest.mark.parametrize("layout", ["v07", "subset"])
+def test_swapped_dimension_names_are_refused_as_wrong_order(make_imerg, layout):
+    """Issue #16: was refused with a misleading 'box lon … not inside the file's lon grid'."""
+    path = make_imerg(layout)
+    name = "Grid/precipitation" if layout == "v07" else "precipitation"
+    with h5py.File(path, "r+") as h5:
+        h5[name].attrs["DimensionNames"] = np.bytes_("time,lat,lon")
+    with pytest.raises(ReaderError, match=r"DimensionNames 'time,lat,lon' is in the wrong dimension order: "
+                                          r"the axes of shape .* hold \(time, lon, lat\)") as info:
+        read_imerg(path, SMALL)
+    assert str(path) in str(info.value)

@@ -155,7 +155,29 @@ def dimension_names(var: h5py.Dataset, path: Path) -> tuple[str, ...]:
     if len(canon) != var.ndim or {"lat", "lon"} - set(canon) or len(set(canon)) != len(canon) or None in canon:
         raise reader_error(path, f"{h5_var_name(var)} has dimensions {raw} (shape {var.shape}); "
                                  "expected lon and lat, optionally time")
+    if listed:
+        _check_order(var, canon, str(listed), path)
     return canon
+
+
+def _check_order(var: h5py.Dataset, canon: tuple[str, ...], listed: str, path: Path) -> None:
+    """Refuse a ``DimensionNames`` whose order is not that of the axes (dimension scales, else lengths)."""
+    held = tuple(_axis_holds(var, axis) for axis in range(var.ndim))
+    if any(h is not None and h != c for h, c in zip(held, canon, strict=True)):
+        shown = ", ".join(h or "?" for h in held)
+        raise reader_error(path, f"{h5_var_name(var)}: DimensionNames {listed!r} is in the wrong dimension order: "
+                                 f"the axes of shape {var.shape} hold ({shown}) by their dimension scales / "
+                                 "coordinate lengths (IMERG stores (time, lon, lat)); fix the attribute or the file")
+
+
+def _axis_holds(var: h5py.Dataset, axis: int) -> str | None:
+    """The dimension an axis holds: its attached dimension scale, else the only sibling of its length."""
+    scales = list(var.dims[axis].values())
+    if scales:
+        return _canonical(Path(scales[0].name).name)
+    same = [name for name in ("time", "lat", "lon") if isinstance(var.parent.get(name), h5py.Dataset)
+            and var.parent[name].shape == (var.shape[axis],)]
+    return same[0] if len(same) == 1 else None
 
 
 def _scale_name(var: h5py.Dataset, axis: int) -> str:
