@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -86,12 +87,36 @@ def downscale(args: argparse.Namespace) -> int:
         params = runtime_params(args, output)
     except (OutputError, FileNotFoundError, ValueError) as exc:
         return _fail(exc, args.debug)
+    created = first_missing(output.parent)  # made by the run only when it writes an hour
     try:
         run_pipeline(project, params, args.env)
-    except Exception as exc:  # noqa: BLE001 - reported as one clear line; --debug for the traceback
-        return _fail(exc, args.debug)
+    except BaseException as exc:
+        remove_if_unused(created)
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: not a one-line error
+            raise
+        return _fail(exc, args.debug)  # reported as one clear line; --debug for the traceback
     print(f"precipdiff downscale: wrote {output}")
     return 0
+
+
+def first_missing(folder: Path) -> Path | None:
+    """The outermost missing folder on the way to ``folder`` (``None`` if it exists)."""
+    missing = None
+    while not folder.exists() and folder != folder.parent:
+        missing, folder = folder, folder.parent
+    return missing
+
+
+def remove_if_unused(created: Path | None) -> None:
+    """Remove ``created`` (a folder this run made) unless it holds a written hour (``*.nc``, kept to resume)."""
+    if created is None or not created.is_dir():
+        return
+    written = [p for p in created.rglob("*.nc") if p.is_file()]
+    if written:
+        print(f"precipdiff downscale: kept {created}: {len(written)} hour file(s) written; run again to resume",
+              file=sys.stderr)
+        return
+    shutil.rmtree(created, ignore_errors=True)
 
 
 def run_pipeline(project: Path, params: dict, env: str | None = None):

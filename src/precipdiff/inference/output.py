@@ -161,22 +161,33 @@ def write_atomic(ds: xr.Dataset, path: Path, unlimited_time: bool = False) -> No
 
 
 def check_writable(path: str | Path) -> Path:
-    """Absolute output path, after checking that its directory exists (or can be made) and takes files.
+    """Absolute output path, after checking that it could be written; creates nothing.
 
-    Raises :class:`OutputError` naming the path otherwise; creates nothing but missing directories.
+    The nearest existing folder above ``path`` must be a directory that takes files; missing folders
+    are made only when the first hour is written (:meth:`EnsembleStore.write`), so a run that fails
+    earlier leaves no directory behind. Raises :class:`OutputError` naming the path otherwise.
     """
     path = Path(path).expanduser().absolute()
     if path.is_dir():
         raise OutputError(f"output {path}: is a directory; give a file name such as {path / 'precipdiff.nc'}")
+    existing = nearest_existing(path.parent)
+    if not existing.is_dir():
+        raise OutputError(f"output {path}: cannot write in {path.parent} ({existing} is not a directory)")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.probe-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=f".{path.name}.probe-"):
             pass
     except OSError as exc:
-        raise OutputError(f"output {path}: cannot write in {path.parent} ({exc.strerror or exc})") from exc
+        raise OutputError(f"output {path}: cannot write in {existing} ({exc.strerror or exc})") from exc
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"output {path}: the file exists and is not writable")
     return path
+
+
+def nearest_existing(folder: Path) -> Path:
+    """``folder`` or its nearest parent that exists (a file or a directory)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 class EnsembleStore:

@@ -100,11 +100,11 @@ def test_one_member_regenerated_from_its_seed(first_run, trained_project, imerg_
 
 
 def test_missing_alias_is_named_and_nothing_is_written(trained_project, imerg_dir, tmp_path, capsys):
-    out = tmp_path / "ensemble.nc"
+    out = tmp_path / "new_folder" / "ensemble.nc"  # a missing folder is not left behind either (#16)
     assert downscale(trained_project, imerg_dir, out, "--alias", "nope") == 1
     err = capsys.readouterr().err
     assert "'precipdiff-correction' has no alias 'nope'" in err and "champion" in err
-    assert not out.exists() and not out.with_name("ensemble.nc.parts").exists()
+    assert not out.parent.exists()
 
 
 def test_unwritable_output_fails_before_kedro_starts(trained_project, imerg_dir, tmp_path, capsys):
