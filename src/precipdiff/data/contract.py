@@ -28,6 +28,9 @@ RESOLUTION = {"satellite": 0.1, "radar": 0.01}  # degrees
 NEST = 10  # radar cells per satellite cell along each axis
 UNITS = "mm h-1"  # CF/UDUNITS spelling of mm/h
 STANDARD_NAME = "lwe_precipitation_rate"  # CF standard name table (canonical units m s-1)
+# readers accept a file grid whose cell centres are within this fraction of a cell of the canonical
+# ones (old MRMS archives carry micro-degree origin jitter, e.g. 230.005004 °E); farther is an error
+GRID_TOLERANCE = 0.01
 _DECIMALS = 6  # coordinates are rounded so that 0.1° and 0.01° grids compare exactly
 
 

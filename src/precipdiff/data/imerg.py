@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from precipdiff.data.contract import RESOLUTION, grid_for_box, make_dataset
+from precipdiff.data.contract import GRID_TOLERANCE, RESOLUTION, grid_for_box, make_dataset
 from precipdiff.data.errors import reader_error
 
 # IMERG V07 tech doc / GES DISC file spec: Grid/precipitation (V07) replaced Grid/precipitationCal (<= V06)
@@ -211,15 +211,25 @@ def _wrap_lon(lon: np.ndarray) -> np.ndarray:
 
 
 def axis_indices(coord: np.ndarray, target: np.ndarray, name: str, path: Path) -> np.ndarray:
-    """Index into ``coord`` of every target cell centre (nearest, within 5 % of a 0.1° cell)."""
+    """Index into ``coord`` of every target cell centre: the nearest file centre, which must lie
+    within :data:`~precipdiff.data.contract.GRID_TOLERANCE` of a 0.1° cell (any order, any origin)."""
     coord = np.asarray(coord, dtype=np.float64).reshape(-1)
+    cell = RESOLUTION["satellite"]
+    if coord.size == 0 or not np.isfinite(coord).all():
+        raise reader_error(path, f"{name} coordinate has {coord.size} values, {int((~np.isfinite(coord)).sum())} "
+                                 "of them not finite; expected finite cell centres")
+    if target[0] < coord.min() - cell / 2 or target[-1] > coord.max() + cell / 2:
+        raise reader_error(path, f"box {name} {target[0] - cell / 2:.2f}..{target[-1] + cell / 2:.2f} is not inside "
+                                 f"the file's {name} grid (centres {coord.min():.2f}..{coord.max():.2f})")
     order = np.argsort(coord)
     pos = np.clip(np.searchsorted(coord[order], target), 1, max(coord.size - 1, 1))
     left, right = order[pos - 1], order[np.minimum(pos, coord.size - 1)]
     idx = np.where(np.abs(coord[left] - target) <= np.abs(coord[right] - target), left, right)
-    if np.any(np.abs(coord[idx] - target) > 0.05 * RESOLUTION["satellite"]):
-        raise reader_error(path, f"box {name} {target[0] - 0.05:.2f}..{target[-1] + 0.05:.2f} is not inside "
-                                 f"the file's {name} grid (centres {coord.min():.2f}..{coord.max():.2f})")
+    worst = float(np.abs(coord[idx] - target).max())
+    if worst > GRID_TOLERANCE * cell:
+        raise reader_error(path, f"{name} cell centres of the box are {worst:.5f}° ({100 * worst / cell:.1f} % of a "
+                                 f"cell) off the file's {name} centres; expected the 0.1° grid within "
+                                 f"{GRID_TOLERANCE:.0%} of a cell")
     return idx
 
 

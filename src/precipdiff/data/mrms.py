@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from precipdiff.data.contract import RESOLUTION, grid_for_box, make_dataset
+from precipdiff.data.contract import GRID_TOLERANCE, RESOLUTION, grid_for_box, make_dataset
 from precipdiff.data.errors import reader_error
 
 # MRMS UserTable_MRMS_v12.2 (GRIB2 discipline 209, category 6): parameter number of each product
@@ -194,10 +194,19 @@ def box_slices(grid: dict[str, int], lat: np.ndarray, lon: np.ndarray, path: Pat
 
 
 def _axis_slice(target: np.ndarray, first: int, step: int, n: int, name: str, path: Path) -> slice:
+    """Slice of the file axis ``first + i * step`` (micro-degrees) holding the ``target`` centres.
+
+    Every target centre must lie within :data:`GRID_TOLERANCE` of a cell of a file grid point
+    (old archives carry micro-degree origin jitter); the file's nearest points are taken.
+    """
     offsets = np.rint(target * _MICRO).astype(np.int64) - first
-    if np.any(offsets % step != 0):
-        raise reader_error(path, f"{name} cell centres of the box are not on the file's 0.01° grid")
-    idx = offsets // step
+    idx = np.rint(offsets / step).astype(np.int64)
+    worst = int(np.abs(offsets - idx * step).max())  # micro-degrees between a box centre and its file point
+    if worst > GRID_TOLERANCE * abs(step):
+        raise reader_error(path, f"{name} cell centres of the box are {worst / _MICRO:.6f}° "
+                                 f"({100 * worst / abs(step):.1f} % of a cell) off the file's 0.01° grid "
+                                 f"(first {name} {first / _MICRO:.6f}°); expected within {GRID_TOLERANCE:.0%} "
+                                 "of a cell")
     if idx.min() < 0 or idx.max() >= n:
         ends = sorted((first / _MICRO, (first + (n - 1) * step) / _MICRO))
         raise reader_error(path, f"box {name} {target[0]:.3f}..{target[-1]:.3f} is not inside the file's {name} "
