@@ -22,7 +22,10 @@ the run's *signature* (models, sampler, members, seeds, box …). A re-run with 
 skips the hours already in the parts or in the existing output; a different signature is refused
 before any compute (or replaced with ``overwrite``). At the end the parts and the hours of an
 existing compatible output are consolidated into ``<output>`` (again atomically: zlib, chunked by
-time) and the parts removed. A crash leaves complete hour files and an untouched output.
+time) and the parts removed. A crash leaves complete hour files and an untouched output. Every
+chunk and the consolidated file pass :func:`self_check` (CF attributes, finite members, rates
+within the runaway bound, probabilities in [0, 1]; :mod:`~precipdiff.inference.selfcheck`) before
+they are written: a failing product is never published.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from tqdm.auto import tqdm
 
 from precipdiff.atomic import atomic_write
 from precipdiff.data.contract import STANDARD_NAME, UNITS
+from precipdiff.inference.selfcheck import product_problems
 
 log = logging.getLogger(__name__)
 SIGNATURE_ATTR = "precipdiff_signature"
@@ -154,6 +158,13 @@ def encoding(ds: xr.Dataset, complevel: int = 4) -> dict:
     return enc
 
 
+def self_check(ds: xr.Dataset, where: Path, published: bool = False) -> None:
+    """Raise :class:`OutputError` naming ``where`` if ``ds`` fails :func:`~precipdiff.inference.selfcheck.product_problems`."""
+    problems = product_problems(ds, published)
+    if problems:
+        raise OutputError(f"output {where}: self-check failed, nothing published: " + "; ".join(problems))
+
+
 def write_atomic(ds: xr.Dataset, path: Path, unlimited_time: bool = False) -> None:
     """Write ``ds`` to ``path`` through a temporary file in the same directory and ``os.replace``."""
     atomic_write(path, lambda tmp: ds.to_netcdf(tmp, encoding=encoding(ds),
@@ -222,6 +233,7 @@ class EnsembleStore:
             for start in range(0, len(todo), size):
                 chunk = todo[start:start + size]
                 ds = job.compute(chunk)
+                self_check(ds, self.path)  # before any part of the chunk is written
                 for t in chunk:
                     write_atomic(ds.sel(time=[t.to_datetime64()]), self._part_path(t))
                 bar.update(len(chunk))
@@ -280,6 +292,7 @@ class EnsembleStore:
             ds = xr.concat(pieces, dim="time", data_vars="minimal", coords="minimal", compat="override",
                            join="exact", combine_attrs="override").sortby("time")
             ds.attrs = _global_attrs(ds, attrs)
+            self_check(ds, self.path, published=True)  # the output is replaced only after it passes
             write_atomic(ds, self.path, unlimited_time=True)
         finally:
             for d in opened:
@@ -298,6 +311,7 @@ def _global_attrs(ds: xr.Dataset, attrs: dict) -> dict:
     times = pd.DatetimeIndex(ds["time"].values)
     lat, lon = ds["lat"].values, ds["lon"].values
     return {
+        "Conventions": "CF-1.8",  # provenance() gives "CF-1.8, ACDD-1.3"; kept when present
         **attrs,
         "time_coverage_start": str(times[0] - pd.Timedelta(hours=1)),
         "time_coverage_end": str(times[-1]),
