@@ -39,7 +39,7 @@ import pandas as pd
 import xarray as xr
 
 from precipdiff.data.contract import GRID_TOLERANCE, RESOLUTION, grid_for_box, make_dataset
-from precipdiff.data.errors import reader_error
+from precipdiff.data.errors import guarded_reader, reader_error
 
 # IMERG V07 tech doc / GES DISC file spec: Grid/precipitation (V07) replaced Grid/precipitationCal (<= V06)
 VARIABLES = ("precipitation", "precipitationCal")
@@ -50,6 +50,7 @@ _NAME_TIME = re.compile(r"(\d{8})-S(\d{6})-E(\d{6})")
 _RUNS = {"3B-HHR-E": "Early", "3B-HHR-L": "Late", "3B-HHR": "Final"}
 
 
+@guarded_reader
 def read_imerg(path: str | Path, box: Mapping[str, float], variable: str | None = None) -> xr.Dataset:
     """Read the box of one IMERG half-hourly file as canonical satellite data.
 

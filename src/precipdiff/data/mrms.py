@@ -38,7 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from precipdiff.data.contract import GRID_TOLERANCE, RESOLUTION, grid_for_box, make_dataset
-from precipdiff.data.errors import reader_error
+from precipdiff.data.errors import guarded_reader, reader_error
 
 # MRMS UserTable_MRMS_v12.2 (GRIB2 discipline 209, category 6): parameter number of each product
 PRODUCTS = {
@@ -71,6 +71,7 @@ def parse_name(path: str | Path) -> tuple[str, pd.Timestamp]:
     return match["product"], pd.to_datetime(match["stamp"], format="%Y%m%d-%H%M%S")
 
 
+@guarded_reader
 def read_mrms(path: str | Path, box: Mapping[str, float]) -> xr.Dataset:
     """Read the box of one MRMS GRIB2 file as canonical radar data.
 
@@ -92,7 +93,9 @@ def read_mrms(path: str | Path, box: Mapping[str, float]) -> xr.Dataset:
     ------
     ReaderError
         Unsupported product, truncated or non-GRIB file, grid or parameter not as expected, GRIB
-        valid time different from the file name's, or box outside the grid; the message names the file.
+        valid time different from the file name's, box outside the grid, any other decoding failure,
+        or a decoded rate outside 0..1000 mm/h (:func:`~precipdiff.data.errors.guarded_reader`); the
+        message names the file.
     """
     path = Path(path)
     product, name_time = parse_name(path)
@@ -106,7 +109,7 @@ def read_mrms(path: str | Path, box: Mapping[str, float]) -> xr.Dataset:
         grid = grid_geometry(handle, path)
         rows, cols = box_slices(grid, lat, lon, path)  # before decoding: a wrong box fails fast
         eccodes.codes_set(handle, "missingValue", BITMAP_SENTINEL)  # bitmap points -> sentinel, never 9999
-        field = _as_grid(eccodes.codes_get_values(handle), grid)
+        field = _as_grid(eccodes.codes_get_values(handle), grid, path)
     except eccodes.CodesInternalError as exc:
         raise reader_error(path, f"eccodes cannot decode the message ({exc})") from exc
     finally:
@@ -134,7 +137,93 @@ def read_message(path: Path) -> bytes:
         raise reader_error(path, f"truncated GRIB2 message: declares {length} bytes, file holds {len(data) - start}")
     if data[start + length - 4:start + length] != b"7777":  # GRIB2 section 8
         raise reader_error(path, "corrupt GRIB2 message: no '7777' end marker where the length says")
-    return data[start:start + length]
+    message = data[start:start + length]
+    check_layout(message, path)
+    return message
+
+
+# WMO FM 92 GRIB2 templates an MRMS field uses -> their section length in octets: section 1;
+# 3.0 regular lat/lon; 4.0 analysis at a level (+ 4 octets per optional coordinate value);
+# 5.0 simple, 5.2 complex, 5.3 complex + spatial differencing, 5.41 PNG packing
+SECTION_LENGTHS = {1: {None: 21}, 3: {0: 72}, 4: {0: 34}, 5: {0: 21, 2: 47, 3: 49, 41: 21}}
+_TEMPLATE_OCTETS = {3: slice(12, 14), 4: slice(7, 9), 5: slice(9, 11)}  # template number, 0-based
+FIELD_SECTIONS = ([1, 3, 4, 5, 6, 7], [1, 2, 3, 4, 5, 6, 7])  # one field, optional local section 2
+
+
+def check_layout(message: bytes, path: Path) -> None:
+    """Check the section structure of a single-field GRIB2 message before eccodes parses it.
+
+    eccodes trusts the declared section lengths: a message whose lengths and templates disagree can
+    corrupt its heap (found by ``tests/data/test_reader_fuzz.py``). Sections must come as 1, [2], 3,
+    4, 5, 6, 7, end exactly at the ``7777`` and have the length of their template (:data:`SECTION_LENGTHS`).
+    """
+    sections = {}
+    for number, body in _sections(message, path):
+        points = int.from_bytes(sections[3][6:10], "big") if 3 in sections else 0  # section 3 octets 7-10
+        expected, template = _expected_length(number, body, points)
+        if expected is not None and len(body) != expected:
+            raise reader_error(path, f"corrupt or unsupported GRIB2 message: section {number} (template/indicator "
+                                     f"{template}) has {len(body)} octets; expected {expected} (supported: templates "
+                                     "3.0, 4.0, 5.0/5.2/5.3/5.41, bitmap indicator 0 or 255)")
+        sections[number] = body if number not in sections else b""  # a repeated section fails the order check
+    if list(sections) not in FIELD_SECTIONS or b"" in sections.values():
+        raise reader_error(path, f"corrupt GRIB2 message: sections {list(sections)}; expected one field, "
+                                 "sections 1, [2], 3-7")
+    _check_value_count(sections, path)
+    if int.from_bytes(sections[5][9:11], "big") == 41:
+        _check_png(sections, path)
+
+
+def _check_value_count(sections: dict[int, bytes], path: Path) -> None:
+    """Section 5's number of packed values must be the grid points present in the bitmap (or all of them)."""
+    points = int.from_bytes(sections[3][6:10], "big")
+    bitmap = sections[6]
+    present = points if bitmap[5] == 255 else int(np.unpackbits(np.frombuffer(bitmap[6:], np.uint8))[:points].sum())
+    packed = int.from_bytes(sections[5][5:9], "big")  # section 5 octets 6-9
+    if packed != present:
+        raise reader_error(path, f"corrupt GRIB2 message: section 5 packs {packed} values; expected {present} "
+                                 f"(grid points with data, of {points})")
+
+
+def _check_png(sections: dict[int, bytes], path: Path) -> None:
+    """Template 5.41: the PNG header in section 7 must match section 5, as eccodes asserts (an abort)."""
+    bits = sections[5][19]  # section 5 octet 20: bits per value; 0 = constant field, no image
+    png = sections[7][5:]
+    if bits == 0:
+        return
+    if png[:8] != b"\x89PNG\r\n\x1a\n" or png[12:16] != b"IHDR":  # PNG signature, then the IHDR chunk
+        raise reader_error(path, "corrupt GRIB2 message: section 7 of a PNG-packed field does not start with a "
+                                 "PNG header")
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    depth = {2: 24, 6: 32}.get(png[25], png[24])  # colour type RGB / RGBA, else the bit depth
+    packed = int.from_bytes(sections[5][5:9], "big")
+    if width * height != packed or depth != (bits + 7) // 8 * 8:
+        raise reader_error(path, f"corrupt GRIB2 message: PNG image {width} x {height} of {depth} bits; expected "
+                                 f"{packed} values of {(bits + 7) // 8 * 8} bits (section 5)")
+
+
+def _sections(message: bytes, path: Path):
+    """``(number, bytes)`` of each section between section 0 (16 octets) and the final ``7777``."""
+    offset, end = 16, len(message) - 4
+    while offset < end:
+        size = int.from_bytes(message[offset:offset + 4], "big")
+        number = message[offset + 4] if offset + 4 < end else None
+        if size < 5 or offset + size > end or number not in range(1, 8):
+            raise reader_error(path, f"corrupt GRIB2 message: section at octet {offset + 1} declares {size} octets "
+                                     f"and number {number}; expected a section 1-7 ending by the '7777' at {end + 1}")
+        yield number, message[offset:offset + size]
+        offset += size
+
+
+def _expected_length(number: int, body: bytes, points: int) -> tuple[int | None, int | None]:
+    """``(length, template)`` a section must have; length ``None`` = not fixed (sections 2, 7)."""
+    template = int.from_bytes(body[_TEMPLATE_OCTETS[number]], "big") if number in _TEMPLATE_OCTETS else None
+    if number == 6:  # octet 6: 255 no bitmap, 0 one bit per grid point; 254 (earlier bitmap) cannot occur here
+        return {255: 6, 0: 6 + -(-points // 8)}.get(body[5], -1), body[5]
+    length = SECTION_LENGTHS.get(number, {}).get(template, -1 if number in SECTION_LENGTHS else None)
+    if number == 4 and length != -1:
+        length += 4 * int.from_bytes(body[5:7], "big")  # octets 6-7: optional coordinate values
+    return length, template
 
 
 def _new_handle(path: Path):
@@ -179,6 +268,10 @@ def grid_geometry(handle, path: Path) -> dict[str, int]:
         "dj": round(get("jDirectionIncrementInDegrees") * _MICRO) * (1 if get("jScansPositively") else -1),
         "j_consecutive": get("jPointsAreConsecutive"),
     }
+    points = get("numberOfDataPoints")  # GRIB2 section 3; checked before decoding allocates for it
+    if points != grid["ni"] * grid["nj"]:
+        raise reader_error(path, f"grid section holds {points} points; expected Ni x Nj = {grid['ni']} x {grid['nj']} "
+                                 f"= {grid['ni'] * grid['nj']}")
     step = round(RESOLUTION["radar"] * _MICRO)
     if abs(grid["di"]) != step or abs(grid["dj"]) != step:
         raise reader_error(path, f"grid spacing {abs(grid['dj']) / _MICRO}° x {abs(grid['di']) / _MICRO}°, "
@@ -216,8 +309,10 @@ def _axis_slice(target: np.ndarray, first: int, step: int, n: int, name: str, pa
     return slice(int(idx[0]), int(idx[-1]) - 1 if idx[-1] > 0 else None, -1)  # file scans the other way
 
 
-def _as_grid(values: np.ndarray, grid: dict[str, int]) -> np.ndarray:
+def _as_grid(values: np.ndarray, grid: dict[str, int], path: Path) -> np.ndarray:
     """View the decoded 1-D values as (Nj, Ni) = (row along j, column along i)."""
+    if values.size != grid["ni"] * grid["nj"]:
+        raise reader_error(path, f"decoded {values.size} values; expected Ni x Nj = {grid['ni'] * grid['nj']}")
     if grid["j_consecutive"]:
         return values.reshape(grid["ni"], grid["nj"]).T
     return values.reshape(grid["nj"], grid["ni"])
