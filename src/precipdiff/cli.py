@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import click
+import pandas as pd
 
 from precipdiff.inference.output import OutputError, check_writable
 
@@ -82,8 +83,9 @@ def parser() -> argparse.ArgumentParser:
 def downscale(args: argparse.Namespace) -> int:
     """Check the output, then ``kedro run --pipelines=inference`` with the options as runtime parameters."""
     try:
+        check_period(args.start, args.end)
         project = find_project(args.project)
-        output = check_writable(args.output)  # fail before Kedro starts
+        output = check_writable(args.output)  # fail before Kedro starts (creates missing directories)
         params = runtime_params(args, output)
     except (OutputError, FileNotFoundError, ValueError) as exc:
         return _fail(exc, args.debug)
@@ -117,6 +119,21 @@ def remove_if_unused(created: Path | None) -> None:
               file=sys.stderr)
         return
     shutil.rmtree(created, ignore_errors=True)
+
+
+def check_period(start: str | None, end: str | None) -> None:
+    """Raise ``ValueError`` naming ``--start``/``--end`` if one is not a time or ``--start`` is after ``--end``."""
+    times = {}
+    for option, text in (("--start", start), ("--end", end)):
+        if text is not None:
+            try:
+                times[option] = pd.Timestamp(text)
+            except ValueError:
+                raise ValueError(f"{option} {text!r}: expected a time such as 2023-07-01T06:00 (end of the hour, "
+                                 "UTC)") from None
+    if len(times) == 2 and times["--start"] > times["--end"]:
+        raise ValueError(f"--start {start} is after --end {end}; expected --start <= --end (both end-of-hour "
+                         "labels, UTC, inclusive)")
 
 
 def run_pipeline(project: Path, params: dict, env: str | None = None):

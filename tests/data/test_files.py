@@ -25,7 +25,7 @@ def test_discover_sorted_and_errors(tmp_path):
     with pytest.raises(ReaderError, match="no files match") as info:
         discover(empty, "*.grib2.gz")
     assert str(empty) in str(info.value)
-    with pytest.raises(ReaderError, match="not a directory"):
+    with pytest.raises(ReaderError, match="does not exist; expected a directory"):
         discover(tmp_path / "absent")
 
 

@@ -121,7 +121,7 @@ def test_other_settings_are_refused_before_any_compute_or_overwritten(tmp_path):
 def test_unwritable_outputs_are_named(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    with pytest.raises(OutputError, match="cannot write") as info:
+    with pytest.raises(OutputError, match="a_file is a file; expected a writable directory") as info:
         check_writable(blocker / "out.nc")
     assert str(blocker) in str(info.value)
     with pytest.raises(OutputError, match="is a directory"):

@@ -51,8 +51,14 @@ def snap_box(
     missing = {"lat_min", "lat_max", "lon_min", "lon_max"} - set(box)
     if missing:
         raise ContractError(f"{name}: missing keys {sorted(missing)}; got {dict(box)}")
-    lat_min, lat_max = float(box["lat_min"]), float(box["lat_max"])
-    lon_min, lon_max = float(box["lon_min"]), float(box["lon_max"])
+    try:
+        values = {key: float(box[key]) for key in ("lat_min", "lat_max", "lon_min", "lon_max")}
+    except (TypeError, ValueError):
+        raise ContractError(f"{name}: expected numbers of degrees; got {dict(box)}") from None
+    not_finite = sorted(key for key, value in values.items() if not np.isfinite(value))
+    if not_finite:
+        raise ContractError(f"{name}: {', '.join(not_finite)} not finite; expected numbers of degrees, got {dict(box)}")
+    lat_min, lat_max, lon_min, lon_max = (values[k] for k in ("lat_min", "lat_max", "lon_min", "lon_max"))
     if not (-90 <= lat_min < lat_max <= 90) or not (-180 <= lon_min < lon_max <= 180):
         raise ContractError(
             f"{name}: need -90 <= lat_min < lat_max <= 90 and -180 <= lon_min < lon_max <= 180 "

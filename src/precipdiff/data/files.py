@@ -44,11 +44,15 @@ def discover(directory: str | Path, pattern: str = "*") -> list[Path]:
     Raises :class:`ReaderError` naming the directory if it does not exist or nothing matches.
     """
     directory = Path(directory)
+    if not directory.exists():
+        raise reader_error(directory, "does not exist; expected a directory of input files")
     if not directory.is_dir():
-        raise reader_error(directory, "not a directory")
+        raise reader_error(directory, "not a directory; expected a directory of input files, found a file")
     paths = sorted(p for p in directory.glob(pattern) if p.is_file())
     if not paths:
-        raise reader_error(directory, f"no files match {pattern!r}")
+        found = sum(1 for _ in directory.iterdir())
+        raise reader_error(directory, f"no files match {pattern!r}; expected input files, found "
+                                      f"{found} other entr{'y' if found == 1 else 'ies'}")
     return paths
 
 

@@ -122,14 +122,18 @@ def read_mrms(path: str | Path, box: Mapping[str, float]) -> xr.Dataset:
 def read_message(path: Path) -> bytes:
     """Bytes of the single GRIB2 message in ``path`` (gunzipped in memory if gzip-compressed)."""
     data = path.read_bytes()
+    if not data:
+        raise reader_error(path, "empty file (0 bytes); expected one GRIB2 message (an interrupted download?)")
     if data[:2] == b"\x1f\x8b":  # gzip magic number (RFC 1952)
         try:
             data = gzip.decompress(data)
         except (EOFError, OSError, zlib.error) as exc:
-            raise reader_error(path, f"truncated or corrupt gzip stream ({exc})") from exc
+            raise reader_error(path, f"truncated or corrupt gzip stream ({exc}); expected a complete gzip "
+                                     "of one GRIB2 message") from exc
     start = data.find(b"GRIB", 0, 1024)
     if start < 0:
-        raise reader_error(path, "not a GRIB file (no 'GRIB' marker in the first 1024 bytes)")
+        raise reader_error(path, f"not a GRIB file: expected a 'GRIB' marker in the first 1024 bytes, found "
+                                 f"{data[:40]!r}…")
     if len(data) < start + 16 or data[start + 7] != 2:
         raise reader_error(path, "not a GRIB edition 2 message (MRMS is GRIB2)")
     length = int.from_bytes(data[start + 8:start + 16], "big")  # GRIB2 section 0, octets 9-16

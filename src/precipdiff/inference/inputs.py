@@ -50,12 +50,14 @@ def find_inputs(spec: str | Path | Sequence[str | Path]) -> list[Path]:
         if item.is_dir():
             files = [p for p in item.rglob("*") if p.is_file() and not p.name.startswith(".")]
             if not files:
-                raise InputError(f"inference.input: directory {item} holds no file")
+                raise InputError(f"inference.input: directory {item} holds no file; expected IMERG files or a "
+                                 "satellite NetCDF in it")
             found.update(files)
         elif item.is_file():
             found.add(item)
         else:
-            raise InputError(f"inference.input: {item} does not exist")
+            raise InputError(f"inference.input: {item} does not exist; expected a directory, IMERG files or a "
+                             "satellite NetCDF")
     return sorted(found)
 
 

@@ -182,13 +182,15 @@ def check_writable(path: str | Path) -> Path:
     if path.is_dir():
         raise OutputError(f"output {path}: is a directory; give a file name such as {path / 'precipdiff.nc'}")
     existing = nearest_existing(path.parent)
-    if not existing.is_dir():
-        raise OutputError(f"output {path}: cannot write in {path.parent} ({existing} is not a directory)")
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise OutputError(f"output {path}: {blocker} is a file; expected a writable directory there")
     try:
         with tempfile.NamedTemporaryFile(dir=existing, prefix=f".{path.name}.probe-"):
             pass
     except OSError as exc:
-        raise OutputError(f"output {path}: cannot write in {existing} ({exc.strerror or exc})") from exc
+        raise OutputError(f"output {path}: cannot write in {existing} ({exc.strerror or exc}); expected a "
+                          "writable directory") from exc
     if path.exists() and not os.access(path, os.W_OK):
         raise OutputError(f"output {path}: the file exists and is not writable")
     return path

@@ -65,8 +65,9 @@ def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
         client.get_registered_model(name)
     except MlflowException:
         names = sorted(m.name for m in client.search_registered_models())
+        uri = getattr(client, "_registry_uri", None) or mlflow.get_registry_uri()
         raise ModelNotFoundError(
-            f"the MLflow registry at {mlflow.get_registry_uri()} has no registered model {name!r} "
+            f"the MLflow registry at {uri} has no registered model {name!r} "
             f"(registered: {names or 'none'}); train first: kedro run --pipelines=training") from None
     return list(client.search_model_versions(f"name='{name}'"))
 

@@ -236,9 +236,12 @@ def resolve_config(config: Mapping) -> dict:
             cfg[key].update(value or {})
         else:
             cfg[key] = value
-    for key in ("batch_size", "epochs"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"training config: {key} must be a positive integer; got {cfg[key]!r}")
+    for key in ("batch_size", "epochs", "steps_per_epoch"):
+        if key == "steps_per_epoch" and cfg[key] is None:  # one pass over the train patches
+            continue
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 1:
+            raise ValueError(f"training config: {key} must be a positive integer"
+                             f"{' or null' if key == 'steps_per_epoch' else ''}; got {cfg[key]!r}")
     return cfg
 
 

@@ -69,6 +69,9 @@ def check_parameters(params: Mapping) -> None:
                 pd.Timestamp(params[key])
             except ValueError:
                 bad(key, params[key], "a time such as 2022-10-30T06:00 (end of the hour, UTC)")
+    if params.get("start") is not None and params.get("end") is not None \
+            and pd.Timestamp(params["start"]) > pd.Timestamp(params["end"]):
+        bad("start", params["start"], f"a first hour <= inference.end ({params['end']})")
 
 
 def read_satellite(files: SatelliteFiles, params: dict) -> xr.Dataset:
