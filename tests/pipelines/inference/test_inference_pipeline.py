@@ -112,4 +112,4 @@ def test_unwritable_output_fails_before_kedro_starts(trained_project, imerg_dir,
     blocker.write_text("")
     assert downscale(trained_project, imerg_dir, blocker / "out.nc") == 1
     err = capsys.readouterr().err
-    assert f"output {blocker / 'out.nc'}: cannot write" in err
+    assert f"output {blocker / 'out.nc'}: {blocker} is a file; expected a writable directory there" in err
