@@ -117,7 +117,7 @@ def test_residual_variant_is_trained_apart_and_scored(experimented):
         (own,) = client.search_model_versions(f"name = 'precipdiff-{stage}'")
         assert own.tags["residual"] == "transformed"
         (rebased,) = client.search_model_versions(f"name = 'precipdiff-{stage}-residual-rebased'")
-        assert rebased.tags["residual_base"] == "regression"  # base_overrides (conf/base)
+        assert rebased.tags["residual_base"] == "input"  # base_overrides (conf/base)
     other = _value(t, "other_base", "diffusion_chain", "crps_fair")
     assert np.isfinite(other) and other not in (default, variant)
     for arm in ("default", "variant", "other_base"):  # the validation-tile scores that choose a variant
