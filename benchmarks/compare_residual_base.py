@@ -86,7 +86,7 @@ def main() -> None:
     params["hours"] = {**params["hours"], "max_hours": args.hours, "selection": args.selection}
     hours = ev.select_test_hours(coarse, fine, params)
     labels = args.labels.split(",")
-    hourly = [ev.score_reference(coarse, fine, hours, params)]
+    hourly = [ev.reference_hourly(coarse, fine, hours, params)]
     for label, spec in zip(labels, (args.a, args.b)):
         correction, downscaling = (load(s) for s in spec.split(","))
         print(f"{label}: {spec} — residual bases {correction.info.get('residual_base', 'input')}, "

@@ -134,10 +134,19 @@ def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, b
 
 def score_reference(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, params: dict) -> pd.DataFrame:
     """The radar's own spectrum on the scored hours (the reference of the PSD ratios), alone."""
+    return _reference_board(coarse, fine, hours, params).table()
+
+
+def reference_hourly(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """:func:`score_reference` as per-hour sums (what the bootstrap intervals of the PSD ratios need)."""
+    return _reference_board(coarse, fine, hours, params).hourly()
+
+
+def _reference_board(coarse, fine, hours, params) -> Scoreboard:
     board = _board(params)
     for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
         board.add_reference("fine", chunk.radar, chunk.hour_keys)
-    return board.table()
+    return board
 
 
 def chain_settings(params: dict) -> ChainSettings:
