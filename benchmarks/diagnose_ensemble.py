@@ -54,8 +54,10 @@ def sweep_grid(quick: bool) -> list[dict]:
 
 @torch.inference_mode()
 def denoiser_error(model, cond: torch.Tensor, residual: np.ndarray, seed: int = 0) -> pd.DataFrame:
-    """Relative MSE of D(y + σn; σ) per σ on scaled residual tiles (valid pixels)."""
-    y = torch.from_numpy(np.nan_to_num(residual)).float()[:, None] / model.residual_scale
+    """Relative MSE of D(y + σn; σ) per σ on scaled residual tiles (valid pixels); with a regression
+    residual base, ``y`` is what the regression leaves (what the denoiser was trained on)."""
+    left = torch.from_numpy(np.nan_to_num(residual)).float()[:, None] - model.mean_residual(cond)
+    y = left / model.residual_scale
     c = model.normalise_cond(cond)
     gen = torch.Generator().manual_seed(seed)
     rows = []
