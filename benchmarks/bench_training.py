@@ -21,7 +21,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from precipdiff.nn import EDMLoss, build_model, model_config
 from precipdiff.training.distributed import DistributedContext
-from precipdiff.training.loop import Batch, batch_loss
+from precipdiff.training.data import Batch
+from precipdiff.training.step import batch_loss
 
 COND_CHANNELS = 3  # e.g. transformed satellite intensity + two static fields
 PROFILES = {

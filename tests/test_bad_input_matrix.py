@@ -31,7 +31,7 @@ from precipdiff.inference.output import OutputError, check_writable
 from precipdiff.pipelines.inference.nodes import check_parameters
 from precipdiff.pipelines.ingestion.nodes import ingest_days
 from precipdiff.pipelines.preprocessing.nodes import split_hours
-from precipdiff.training.loop import resolve_config
+from precipdiff.training.config import resolve_config
 from tests.data.conftest import imerg_name, write_grib, write_imerg_hdf5, write_imerg_subset
 
 BOX = {"lat_min": 43.0, "lat_max": 43.5, "lon_min": -92.0, "lon_max": -91.0}

@@ -10,7 +10,9 @@ from tests.training.conftest import TINY, make_problem
 from precipdiff.nn import EDMLoss, build_model, model_config
 from precipdiff.training import resolve_config, train
 from precipdiff.training.distributed import DistributedContext, init_distributed, shutdown, wrap_model
-from precipdiff.training.loop import batch_loss, draw_batch, prepare_data, rank_slice
+from precipdiff.training.data import draw_batch, prepare_data
+from precipdiff.training.distributed import rank_slice
+from precipdiff.training.step import batch_loss
 
 BATCH = 5  # odd on purpose: ranks get 3 and 2 samples
 

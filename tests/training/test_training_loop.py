@@ -9,7 +9,7 @@ from tests.training.conftest import TINY, make_problem
 
 from precipdiff.nn import build_model
 from precipdiff.training import NonFiniteLossError, resolve_config, train
-from precipdiff.training.loop import draw_batch, normalisation_stats, prepare_data
+from precipdiff.training.data import draw_batch, normalisation_stats, prepare_data
 
 
 @pytest.mark.parametrize(("objective", "drop"), [("regression", 0.6), ("edm", 0.85)])

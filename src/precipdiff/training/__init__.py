@@ -3,6 +3,8 @@
 Knows nothing of Kedro or MLflow; :func:`train` takes numpy arrays and a patch table.
 """
 
-from precipdiff.training.loop import DEFAULT_CONFIG, NonFiniteLossError, TrainResult, resolve_config, train
+from precipdiff.training.config import DEFAULT_CONFIG, resolve_config
+from precipdiff.training.loop import TrainResult, train
+from precipdiff.training.step import NonFiniteLossError
 
 __all__ = ["DEFAULT_CONFIG", "NonFiniteLossError", "TrainResult", "resolve_config", "train"]

@@ -1,22 +1,37 @@
 """Resumable training checkpoints: a plain ``state_dict``-style dict, written atomically.
 
+:func:`checkpoint_state` collects a run's state, :func:`save_checkpoint` writes it and
+:func:`resume` loads it back into a fresh run when its :func:`run_fingerprint` (config, objective,
+seed, data) matches — so calling ``train`` again with the same ``checkpoint_dir`` continues
+bit-exactly on CPU.
+
 Everything is a tensor, number, string, or a list/dict of those, so it loads with
 ``torch.load(path, weights_only=True)``. Contents (:func:`capture_rng` for the RNG part):
 
 ``step``, ``model``, ``ema``, ``optimizer``, ``scheduler`` (state_dicts), ``rng`` (torch CPU, CUDA,
 numpy, python and the training generator), ``history`` (column → list), ``epoch_accum`` (the
-running sums of the current epoch), ``model_config``, ``fingerprint`` (of config + data).
+running sums of the current epoch), ``model_config``, ``train_config``, ``fingerprint`` (of config + data).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from precipdiff.atomic import atomic_write
+from precipdiff.training.data import PatchData
+
+if TYPE_CHECKING:
+    from precipdiff.training.loop import TrainJob, TrainState
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "latest.pt"
 
@@ -67,3 +82,52 @@ def restore_rng(state: dict, generator: torch.Generator) -> None:
     py = state["python"]
     random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
     generator.set_state(state["generator"])
+
+
+def run_fingerprint(cfg: dict, objective: str, seed: int, data: PatchData, stats: dict) -> str:
+    """Hash of what determines the run: config, objective, seed, shapes, patch table, data statistics."""
+    h = hashlib.sha256(json.dumps([cfg, objective, seed, data.cond.shape, data.residual.shape, stats],
+                                  sort_keys=True, default=str).encode())
+    for part in (data.train, data.val):
+        for key in sorted(part):
+            h.update(np.ascontiguousarray(part[key]).tobytes())
+    return h.hexdigest()
+
+
+def checkpoint_state(run: TrainState, job: TrainJob) -> dict:
+    """Everything :func:`resume` needs, as a ``weights_only``-loadable dict."""
+    return {
+        "step": run.step,
+        "model": run.model.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else {},
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "rng": capture_rng(run.generator),
+        "history": run.history,
+        "epoch_accum": dict(run.accum),
+        "model_config": job.model_config,
+        "train_config": json.loads(json.dumps(job.cfg, default=str)),
+        "fingerprint": job.fingerprint,
+    }
+
+
+def resume(run: TrainState, job: TrainJob) -> None:
+    """Load the checkpoint into ``run`` if it exists and matches the job's fingerprint; else start afresh."""
+    state = load_checkpoint(job.checkpoint) if job.checkpoint is not None else None  # on CPU: RNG states
+    if state is None:
+        return
+    if state.get("fingerprint") != job.fingerprint:
+        old = state.get("train_config", {})
+        new = json.loads(json.dumps(job.cfg, default=str))
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        log.warning("checkpoint %s is from a different run (config keys differing: %s; else data, seed or "
+                    "objective); starting afresh, it will be overwritten", job.checkpoint, changed or "none")
+        return
+    run.model.load_state_dict(state["model"])
+    if run.ema is not None:
+        run.ema.load_state_dict(state["ema"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    restore_rng(state["rng"], run.generator)
+    run.step, run.history, run.accum = int(state["step"]), state["history"], dict(state["epoch_accum"])
+    log.info("resumed from %s at step %d of %d", job.checkpoint, run.step, job.total_steps)
