@@ -8,7 +8,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from precipdiff.pipelines.experiments.nodes import column_name
+from precipdiff.reporting.labels import column_name
 
 
 def arm_bars(table: pd.DataFrame, title: str) -> go.Figure:

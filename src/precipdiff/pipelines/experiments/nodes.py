@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pandas as pd
 
+from precipdiff.reporting.labels import column_name
 from precipdiff.training.artifact import TrainedModel
 
 KEYS = ["stage", "metric", "threshold", "scale"]
@@ -77,18 +78,6 @@ def with_validation_scores(metrics: pd.DataFrame, correction: TrainedModel, down
                   "threshold": np.nan, "scale": np.nan, "value": float(scores[k])} for k in VALIDATION_SCORES
                  if k in scores]
     return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True) if rows else metrics
-
-
-def column_name(row) -> str:
-    """``metric[@threshold][/scale]`` (``crps_fair``, ``csi@5``, ``fss@5/21``); 0.1° rows end ``(0.1°)``."""
-    name = row.metric
-    if pd.notna(row.threshold):
-        name += f"@{row.threshold:g}"
-    if pd.notna(row.scale):
-        name += f"/{row.scale:g}"
-    if row.stage.startswith("validation_"):
-        return f"{name} (val. {row.stage.removeprefix('validation_')})"
-    return name + (" (0.1°)" if row.stage == "coarse" else "")
 
 
 def wide_table(table: pd.DataFrame) -> pd.DataFrame:
