@@ -315,6 +315,10 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
     ``patches`` (the experiments train on other data with overridden parameters);
     ``diffusion_only``: leave out the regression baseline and the validation check (the regression
     is then trained only when it is the diffusion model's ``residual_base``).
+
+    The products other pipelines read leave the namespace under plain names (Kedro keeps dots for
+    namespaces): ``<namespace>_diffusion_model`` (``correction_diffusion_model``,
+    ``retrained_correction_diffusion_model``) and, unless ``diffusion_only``, ``<namespace>_regression_model``.
     """
     make_pairs, data_inputs = PAIRS[stage]
     regression = train_base_regression if diffusion_only else train_regression
@@ -330,4 +334,7 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
                        "validation_skill", name="validation_skill")]
     inputs = {**{name: name for name in data_inputs}, "patches": PATCHES[stage],
               "training": params or f"params:{stage}_training", **(data or {})}
-    return pipeline(Pipeline(nodes), namespace=namespace or stage, inputs=inputs)
+    space = namespace or stage
+    exposed = ["diffusion_model"] if diffusion_only else ["diffusion_model", "regression_model"]
+    outputs = {name: f"{space.replace('.', '_')}_{name}" for name in exposed}
+    return pipeline(Pipeline(nodes), namespace=space, inputs=inputs, outputs=outputs)

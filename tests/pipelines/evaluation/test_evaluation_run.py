@@ -81,11 +81,11 @@ def test_runtime_params_choose_the_registry_versions(evaluated_project):
         runtime = {"evaluation": {"models": models}} if models else {}
         with KedroSession.create(project_path=evaluated_project, env="test", runtime_params=runtime) as session:
             catalog = session.load_context().catalog
-            assert catalog.get("correction.diffusion_model").model_uri() == correction
-            assert catalog.get("downscaling.diffusion_model").model_uri() == downscaling
+            assert catalog.get("correction_diffusion_model").model_uri() == correction
+            assert catalog.get("downscaling_diffusion_model").model_uri() == downscaling
             candidates = catalog.get("evaluation.champion")._describe()["candidates"]
             assert candidates["correction"]["alias"] == ("champion" if models else None)
-        regression = catalog.get("downscaling.regression_model").model_uri()
+        regression = catalog.get("downscaling_regression_model").model_uri()
         assert regression.endswith("/1" if "downscaling_regression" in models else "/latest")
 
 

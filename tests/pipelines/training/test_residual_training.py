@@ -75,7 +75,7 @@ def test_the_two_pipelines_are_one_template_in_two_namespaces():
     strip = lambda p: sorted(n.name.split(".", 1)[1] for n in p.nodes)  # noqa: E731
     assert strip(c) == strip(d)
     assert "coarse_patches" in c.inputs() and "fine_patches" in d.inputs()
-    assert {"correction.diffusion_model", "correction.regression_model"} <= c.all_outputs()
+    assert {"correction_diffusion_model", "correction_regression_model"} <= c.all_outputs()
 
 
 def test_absolute_residual_pairs_rebuild_the_target(inputs):

@@ -2,8 +2,14 @@
 
 Inputs are the catalog's model inputs and the four models of the two training pipelines (the
 models trained in the same ``kedro run``, else the registry versions set in
-``catalog_evaluation.yml``); outputs are namespaced ``evaluation.*``.
+``catalog_evaluation.yml``); outputs are namespaced ``evaluation.*``, except the three the
+experiments read too: ``evaluation_metrics``, ``evaluation_hours``, ``evaluation_baselines``.
+
+:func:`scoring_pipeline` is the one scoring template: this pipeline instantiates it on the run's
+data, the ``season`` and ``geographic`` experiments on other data (``pipelines/experiments``).
 """
+
+from collections.abc import Sequence
 
 from kedro.pipeline import Pipeline, node, pipeline
 
@@ -13,37 +19,50 @@ from precipdiff.reporting.intervals import paired_figure
 from . import intervals as ci
 from . import nodes as n
 
-MODELS = ["correction.diffusion_model", "downscaling.diffusion_model",
-          "correction.regression_model", "downscaling.regression_model"]
+DATA = ["coarse_model_input", "fine_model_input"]
+DIFFUSION = ["correction_diffusion_model", "downscaling_diffusion_model"]
+REGRESSION = ["correction_regression_model", "downscaling_regression_model"]
+MODELS = [*DIFFUSION, *REGRESSION]
+P = "params:evaluation"
+# what the experiments read as well: plain names, since Kedro keeps dots for namespaces
+SHARED_OUTPUTS = {"metrics": "evaluation_metrics", "hours": "evaluation_hours", "baselines": "evaluation_baselines"}
+
+
+def scoring_pipeline(extra_scores: Sequence[str] = ()) -> Pipeline:
+    """Every method on the test hours of ``DATA``: baselines (fitted elsewhere: ``baselines``), the
+    regression chain and the diffusion chain of the four models → ``metrics`` (with ``extra_scores``).
+
+    Outputs: ``hours``, ``metrics``, the score tables and per-hour sums of each method
+    (``<method>_scores``, ``<method>_hourly``) and the map fields ``sample_fields``.
+    """
+    scored = [*DATA, "hours"]
+    return Pipeline([
+        node(n.select_test_hours, [*DATA, P], "hours", name="select_test_hours"),
+        node(n.score_baselines, [*scored, "baselines", P], ["baseline_scores", "baseline_hourly"],
+             name="score_baselines"),
+        node(n.score_regression_chain, [*scored, *REGRESSION, P], ["regression_scores", "regression_hourly"],
+             name="score_regression_chain"),
+        node(n.score_diffusion_chain, [*scored, *DIFFUSION, P], ["diffusion_scores", "diffusion_hourly", "sample_fields"],
+             name="score_diffusion_chain"),
+        node(n.assemble_metrics, [P, "baseline_scores", "regression_scores", "diffusion_scores", *extra_scores],
+             "metrics", name="assemble_metrics"),
+    ])
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    data, p = ["coarse_model_input", "fine_model_input"], "params:evaluation"
-    scored = [*data, "hours"]
-    template = Pipeline([
-        node(n.select_test_hours, [*data, p], "hours", name="select_test_hours"),
-        node(n.fit_baselines, [*data, "params:evaluation.baselines"], "baselines", name="fit_baselines"),
-        node(n.score_baselines, [*scored, "baselines", p], ["baseline_scores", "baseline_hourly"],
-             name="score_baselines"),
-        node(n.score_regression_chain, [*scored, "correction.regression_model", "downscaling.regression_model", p],
-             ["regression_scores", "regression_hourly"], name="score_regression_chain"),
-        node(n.score_diffusion_chain, [*scored, "correction.diffusion_model", "downscaling.diffusion_model", p],
-             ["diffusion_scores", "diffusion_hourly", "sample_fields"], name="score_diffusion_chain"),
-        node(n.score_downscaling_block, [*scored, "downscaling.diffusion_model", "baselines", p],
+    p, scored = P, [*DATA, "hours"]
+    extra = Pipeline([
+        node(n.fit_baselines, [*DATA, "params:evaluation.baselines"], "baselines", name="fit_baselines"),
+        node(n.score_downscaling_block, [*scored, "downscaling_diffusion_model", "baselines", p],
              ["downscaling_block_scores", "downscaling_block_hourly"], name="score_downscaling_block"),
-        node(n.score_champion, [*scored, "champion", "correction.diffusion_model", "downscaling.diffusion_model", p],
-             "champion_scores", name="score_champion"),
-        node(n.assemble_metrics, [p, "baseline_scores", "regression_scores", "diffusion_scores", "champion_scores",
-                                  "downscaling_block_scores"],
-             "metrics", name="assemble_metrics"),
+        node(n.score_champion, [*scored, "champion", *DIFFUSION, p], "champion_scores", name="score_champion"),
         node(n.headline_metrics, ["metrics", p], "headline_metrics", name="headline_metrics"),
         node(ci.hourly_scores, ["baseline_hourly", "regression_hourly", "diffusion_hourly",
                                 "downscaling_block_hourly"], "hourly_scores",
              name="hourly_scores"),
         node(ci.confidence_intervals, ["hours", p, "hourly_scores"], "intervals", name="confidence_intervals"),
         node(ci.interval_metrics, "intervals", "interval_metrics", name="interval_metrics"),
-        node(n.select_models, ["metrics", "hours", "champion", "correction.diffusion_model",
-                               "downscaling.diffusion_model", p],
+        node(n.select_models, ["metrics", "hours", "champion", *DIFFUSION, p],
              ["model_selection", "registry_update"], name="select_models"),
         node(fig.sample_maps, ["sample_fields", "params:evaluation.figures.vmax_percentile"], "maps_figure",
              name="plot_sample_maps"),
@@ -60,6 +79,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                              "intervals_figure", p],
              "report", name="make_report"),
     ])
+    template = scoring_pipeline(extra_scores=["champion_scores", "downscaling_block_scores"]) + extra
     params = {x for x in template.inputs() if x.startswith("params:")}
-    return pipeline(template, namespace="evaluation", inputs={*data, *MODELS},
+    return pipeline(template, namespace="evaluation", inputs={*DATA, *MODELS}, outputs=SHARED_OUTPUTS,
                     parameters={x: x for x in params})

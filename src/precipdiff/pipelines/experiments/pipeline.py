@@ -2,10 +2,16 @@
 
 Every experiment reuses the project's own pipelines and nodes — the training template
 (:func:`~precipdiff.pipelines.residual_training.residual_training_pipeline`), ingestion and
-preprocessing in a namespace with overridden parameters, the evaluation's scoring nodes — and ends in
-``experiments.<name>.{table, figure, markdown}`` plus MLflow run metrics. They compare against the
-outputs of the ``evaluation`` pipeline (its metrics, hours and baselines) and the run's models, so
-run them after ``kedro run`` or in the same run (``kedro run --pipelines=__default__,experiment_season``).
+preprocessing in a namespace with overridden parameters, the scoring template
+(:func:`~precipdiff.pipelines.evaluation.pipeline.scoring_pipeline`) and the evaluation's nodes — and
+ends in ``experiments.<name>.{table, figure, markdown}`` plus MLflow run metrics. They compare
+against the outputs of the ``evaluation`` pipeline (``evaluation_metrics``, ``evaluation_hours``,
+``evaluation_baselines``) and the run's models, so run them after ``kedro run`` or in the same run
+(``kedro run --pipelines=__default__,experiment_season``).
+
+Datasets that cross a namespace have plain names (Kedro keeps dots for namespaces): the run's
+models and evaluation outputs, the experiment's own model inputs (``own_coarse_model_input``, …)
+and its retrained models (``retrained_correction_diffusion_model``, …).
 
 =============  ==============================================================================
 experiment     what changes
@@ -26,6 +32,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.pipelines import ingestion, preprocessing
 from precipdiff.pipelines.evaluation import nodes as ev
+from precipdiff.pipelines.evaluation.pipeline import DATA, DIFFUSION, REGRESSION, scoring_pipeline
 from precipdiff.pipelines.residual_training import PAIRS, PATCHES, residual_training_pipeline
 from precipdiff.reporting.experiment_figures import arm_bars, cost_chart
 
@@ -33,13 +40,11 @@ from . import cost
 from .nodes import compare_arms, experiment_metrics, markdown_table, override_params, with_validation_scores
 
 EVAL = "params:evaluation"
-DATA = ["coarse_model_input", "fine_model_input"]
-DIFFUSION = ["correction.diffusion_model", "downscaling.diffusion_model"]
-REGRESSION = ["correction.regression_model", "downscaling.regression_model"]
 NAMES = ("ablation", "residual", "season", "geographic", "cost")
 # The run's datasets and parameters an experiment reads as they are (everything else is its own).
-SHARED = {*DATA, *PATCHES.values(), *DIFFUSION, *REGRESSION, "evaluation.metrics", "evaluation.hours",
-          "evaluation.baselines"}
+SHARED = {*DATA, *PATCHES.values(), *DIFFUSION, *REGRESSION, "evaluation_metrics", "evaluation_hours",
+          "evaluation_baselines"}
+OWN = {name: f"own_{name}" for name in [*DATA, *PATCHES.values()]}  # an experiment's own model inputs
 SHARED_PARAMS = {EVAL, "params:ingestion", "params:ingestion.figure", "params:preprocessing",
                  "params:correction_training", "params:downscaling_training"}
 
@@ -63,49 +68,40 @@ def _report(arms: dict[str, str]) -> Pipeline:
 
 
 def _retrained(own_data: bool = False, arm: str = "retrained", overrides: str = "overrides") -> Pipeline:
-    """Both diffusion models trained again (``<arm>.<stage>.diffusion_model``) with the experiment's
+    """Both diffusion models trained again (``<arm>_<stage>_diffusion_model``) with the experiment's
     ``<overrides>.<stage>_training`` (on the experiment's own model inputs with ``own_data``)."""
     parts = []
     for stage in ("correction", "downscaling"):
         params = f"{arm}_{stage}_training_params"
         parts.append(Pipeline([node(override_params, [f"params:{stage}_training", f"params:{overrides}.{stage}_training"],
                                     params, name=params)]))
-        data = {**{d: f"own.{d}" for d in PAIRS[stage][1]}, "patches": f"own.{PATCHES[stage]}"} if own_data else None
+        data = {**{d: OWN[d] for d in PAIRS[stage][1]}, "patches": OWN[PATCHES[stage]]} if own_data else None
         parts.append(residual_training_pipeline(stage, namespace=f"{arm}.{stage}", params=params, data=data,
                                                 diffusion_only=True))
     return sum(parts, Pipeline([]))
 
 
 def _own_data() -> Pipeline:
-    """Ingestion (parameters with ``overrides.ingestion``) + preprocessing: the ``own.*`` model inputs."""
+    """Ingestion (parameters with ``overrides.ingestion``) + preprocessing: the ``own_*`` model inputs."""
     params = node(override_params, ["params:ingestion", "params:overrides.ingestion"], "ingestion_params",
                   name="ingestion_params")
     steps = ingestion.create_pipeline(params="ingestion_params") + preprocessing.create_pipeline()
-    own = pipeline(steps, namespace="own", inputs={"ingestion_params": "ingestion_params"},
+    own = pipeline(steps, namespace="own", inputs={"ingestion_params": "ingestion_params"}, outputs=OWN,
                    parameters={p: p for p in steps.inputs() if p in SHARED_PARAMS})
     return Pipeline([params]) + own
 
 
 def _score_run_models(data: list[str]) -> Pipeline:
-    """Every method of the evaluation on ``data`` with the run's models and the evaluation's
-    baselines (fitted on the run's training split: transferred, like the models) → ``arm_metrics``."""
-    return Pipeline([
-        node(ev.select_test_hours, [*data, EVAL], "hours", name="select_test_hours"),
-        node(ev.score_baselines, [*data, "hours", "evaluation.baselines", EVAL], ["baseline_scores", "baseline_hourly"],
-             name="score_baselines"),
-        node(ev.score_regression_chain, [*data, "hours", *REGRESSION, EVAL], ["regression_scores", "regression_hourly"],
-             name="score_regression_chain"),
-        node(ev.score_diffusion_chain, [*data, "hours", *DIFFUSION, EVAL],
-             ["diffusion_scores", "diffusion_hourly", "samples"], name="score_diffusion_chain"),
-        node(ev.assemble_metrics, [EVAL, "baseline_scores", "regression_scores", "diffusion_scores"],
-             "arm_metrics", name="assemble_metrics"),
-    ])
+    """The scoring template on ``data`` with the run's models and the evaluation's baselines
+    (fitted on the run's training split: transferred, like the models) → ``arm_metrics``."""
+    return pipeline(scoring_pipeline(), inputs={**dict(zip(DATA, data)), "baselines": "evaluation_baselines"},
+                    outputs={"metrics": "arm_metrics"})
 
 
 def _score_retrained(data: list[str], hours: str, arm: str = "retrained") -> Pipeline:
     """The ``arm``'s retrained diffusion chain on ``hours`` of ``data`` (with the radar spectrum of
     ``reference_scores``, :func:`_reference`) → ``<arm>_metrics``, with the models' validation scores."""
-    models = [f"{arm}.{stage}.diffusion_model" for stage in ("correction", "downscaling")]
+    models = [f"{arm}_{stage}_diffusion_model" for stage in ("correction", "downscaling")]
     return Pipeline([
         node(ev.score_diffusion_chain, [*data, hours, *models, EVAL],
              [f"{arm}_scores", f"{arm}_hourly", f"{arm}_samples"], name=f"score_{arm}_chain"),
@@ -121,47 +117,47 @@ def _reference(data: list[str], hours: str) -> Pipeline:
 
 def ablation() -> Pipeline:
     scores = Pipeline([
-        node(ev.score_reference, [*DATA, "evaluation.hours", EVAL], "reference_scores", name="score_reference"),
-        node(ev.score_downscaling_only, [*DATA, "evaluation.hours", "downscaling.diffusion_model", EVAL],
+        node(ev.score_reference, [*DATA, "evaluation_hours", EVAL], "reference_scores", name="score_reference"),
+        node(ev.score_downscaling_only, [*DATA, "evaluation_hours", "downscaling_diffusion_model", EVAL],
              ["scores", "hourly"], name="score_downscaling_only"),
         node(ev.assemble_metrics, [EVAL, "reference_scores", "scores"], "arm_metrics", name="assemble_metrics"),
     ])
-    return _namespaced("ablation", scores + _report({"evaluation": "evaluation.metrics", "downscaling_only": "arm_metrics"}))
+    return _namespaced("ablation", scores + _report({"evaluation": "evaluation_metrics", "downscaling_only": "arm_metrics"}))
 
 
 def residual() -> Pipeline:
     """Two variants of the run's diffusion models, retrained: ``overrides`` (the other residual kind)
     and ``base_overrides`` (the other residual base), next to the run's, with validation scores."""
-    default = Pipeline([node(with_validation_scores, ["evaluation.metrics", *DIFFUSION], "default_metrics",
+    default = Pipeline([node(with_validation_scores, ["evaluation_metrics", *DIFFUSION], "default_metrics",
                              name="default_validation")])
     template = (default + _retrained() + _retrained(arm="rebased", overrides="base_overrides")
-                + _reference(DATA, "evaluation.hours") + _score_retrained(DATA, "evaluation.hours")
-                + _score_retrained(DATA, "evaluation.hours", arm="rebased")
+                + _reference(DATA, "evaluation_hours") + _score_retrained(DATA, "evaluation_hours")
+                + _score_retrained(DATA, "evaluation_hours", arm="rebased")
                 + _report({"default": "default_metrics", "variant": "retrained_metrics",
                            "other_base": "rebased_metrics"}))
     return _namespaced("residual", template)
 
 
 def season() -> Pipeline:
-    own = [f"own.{d}" for d in DATA]
+    own = [OWN[d] for d in DATA]
     template = (_own_data() + _score_run_models(own)
-                + _report({"in_distribution": "evaluation.metrics", "shifted": "arm_metrics"}))
+                + _report({"in_distribution": "evaluation_metrics", "shifted": "arm_metrics"}))
     return _namespaced("season", template)
 
 
 def geographic() -> Pipeline:
-    own = [f"own.{d}" for d in DATA]
+    own = [OWN[d] for d in DATA]
     template = (_own_data() + _score_run_models(own) + _retrained(own_data=True) + _reference(own, "hours")
                 + _score_retrained(own, "hours")
-                + _report({"source_region": "evaluation.metrics", "transferred": "arm_metrics",
+                + _report({"source_region": "evaluation_metrics", "transferred": "arm_metrics",
                            "trained_on_target": "retrained_metrics"}))
     return _namespaced("geographic", template)
 
 
 def cost_experiment() -> Pipeline:
     template = Pipeline([
-        node(cost.measure_cost, [*DATA, "evaluation.hours", "evaluation.baselines", *DIFFUSION, *REGRESSION,
-                                 "evaluation.metrics", EVAL, "params:settings"], "table", name="measure"),
+        node(cost.measure_cost, [*DATA, "evaluation_hours", "evaluation_baselines", *DIFFUSION, *REGRESSION,
+                                 "evaluation_metrics", EVAL, "params:settings"], "table", name="measure"),
         node(cost_chart, "table", "figure", name="figure"),
         node(cost.cost_markdown, "table", "markdown", name="markdown"),
         node(cost.cost_metrics, "table", "mlflow_metrics", name="mlflow_metrics"),

@@ -9,13 +9,11 @@ def create_pipeline(**kwargs) -> Pipeline:
 
     The CLI (``precipdiff downscale``) runs this pipeline with runtime parameters; see ``docs/inference.md``.
     """
-    return pipeline(
-        [
-            node(read_satellite, ["inference.satellite_files", "params:inference"], "inference.satellite",
-                 name="read_satellite"),
-            node(plan_ensemble, ["inference.satellite", "inference.correction_model",
-                                 "inference.downscaling_model", "params:inference"],
-                 "inference.ensemble", name="downscale"),
-            node(ensemble_metrics, "inference.ensemble", "inference.metrics", name="ensemble_metrics"),
-        ]
-    )
+    template = Pipeline([
+        node(read_satellite, ["satellite_files", "params:inference"], "satellite", name="read_satellite"),
+        node(plan_ensemble, ["satellite", "correction_model", "downscaling_model", "params:inference"],
+             "ensemble", name="downscale"),
+        node(ensemble_metrics, "ensemble", "metrics", name="ensemble_metrics"),
+    ])
+    # every dataset becomes inference.<name> (Kedro's namespacing), the parameters stay params:inference
+    return pipeline(template, namespace="inference", parameters={"params:inference": "params:inference"})
