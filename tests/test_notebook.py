@@ -33,4 +33,4 @@ def test_walkthrough_is_committed_without_outputs():
     nb = nbformat.read(NOTEBOOK, as_version=4)
     kept = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
     assert not kept, (f"{NOTEBOOK.name}: code cells {kept} carry outputs; clear them before committing "
-                      "(Jupyter: Edit → Clear All Outputs, or `jupyter nbconvert --clear-output --inplace`)")
+                      "(Jupyter: Edit → Clear All Outputs)")

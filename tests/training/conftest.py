@@ -31,7 +31,7 @@ def problem():
     return make_problem()
 
 
-TINY = {"patch_size": P, "batch_size": 8, "epochs": 2, "steps_per_epoch": 3, "warmup_steps": 2,
+TINY = {"patch_size": P, "batch_size": 8, "epochs": 2, "steps_per_epoch": 3, "warmup_steps": 2, "lr": 5e-4, "cpu_bf16": False,
         "model": {"base_channels": 8, "channel_mult": [1, 2], "attn_levels": [1]}, "val_max_patches": 8,
         "edm": {"val_sigmas": [0.5, 2.0]}}
 

@@ -10,16 +10,18 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 
-#: Defaults = the CPU profile. Units in brackets; "scaled" = residual / residual_scale.
+#: Defaults = the CPU profile of conf/base (the diffusion/regression blocks of both stages; ``batch_size``
+#: is set per stage there: this default is the downscaling stage's). Units in brackets; "scaled" =
+#: residual / residual_scale.
 DEFAULT_CONFIG: dict = {
     "patch_size": 64,          # [cells] side of the square training patch; None = whole field (offsets 0)
     "batch_size": 16,          # [samples] per optimizer step, global over DDP ranks
-    "epochs": 4,               # [epochs] validation + one history row after each
-    "steps_per_epoch": 50,     # [steps] per epoch; None = n_train_patches // batch_size
-    "lr": 5e-4,                # [1] peak AdamW learning rate
+    "epochs": 8,               # [epochs] validation + one history row after each
+    "steps_per_epoch": 40,     # [steps] per epoch; None = n_train_patches // batch_size
+    "lr": 1e-3,                # [1] peak AdamW learning rate
     "lr_min_ratio": 0.05,      # [1] final LR of the cosine decay, as a fraction of lr
     "weight_decay": 0.0,       # [1] AdamW decoupled weight decay
-    "warmup_steps": 20,        # [steps] linear LR warm-up from lr/warmup_steps to lr
+    "warmup_steps": 30,        # [steps] linear LR warm-up from lr/warmup_steps to lr
     "grad_clip": 1.0,          # [scaled-loss units] max global gradient L2 norm; None/0 = no clipping
     "ema_halflife": 2000,      # [samples] EMA half-life (EDM ema_halflife_kimg × 1000); edm only
     "ema_rampup": 0.05,        # [1] half-life ≤ ema_rampup × samples seen; None = no ramp-up
@@ -42,7 +44,7 @@ DEFAULT_CONFIG: dict = {
     "wet_weighting": True,     # draw patches ∝ the patches' `weight` column; False = uniformly
     "val_max_patches": 64,     # [patches] cap on validation patches (evenly spaced); cost ∝ × len(val_sigmas)
     "device": "auto",          # "auto" (CUDA > MPS > CPU) or a torch device string
-    "cpu_bf16": False,         # bf16 autocast on CPU (CUDA always uses bf16 autocast)
+    "cpu_bf16": True,          # bf16 autocast on CPU (CUDA always uses bf16 autocast)
     "channels_last": "auto",   # channels_last memory format; "auto" = CUDA, or CPU in fp32 (measured faster)
 }
 
