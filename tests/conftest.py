@@ -36,19 +36,21 @@ def run_kedro(project: Path, pipelines: list[str], env: str = "test", params: di
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    cwd = os.getcwd()
+    from precipdiff.hooks import close_session_run
+
+    cwd, interrupted = os.getcwd(), False
     os.chdir(project)
     try:
         bootstrap_project(project)
         with KedroSession.create(project_path=project, env=env, runtime_params=params or {}) as session:
             return session.run(pipeline_names=pipelines)
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        import mlflow
-
         # kedro-mlflow re-opens the run (nested) before every node and closes it once: in a
         # long-lived process the stack keeps it open. Close it while the relative URI points here.
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
+        close_session_run(interrupted)
         os.chdir(cwd)
 
 

@@ -142,19 +142,21 @@ def run_pipeline(project: Path, params: dict, env: str | None = None):
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    cwd = os.getcwd()
+    from precipdiff.hooks import close_session_run
+
+    cwd, interrupted = os.getcwd(), False
     os.chdir(project)
     try:
         bootstrap_project(project)
         with KedroSession.create(project_path=project, env=env, runtime_params=params) as session:
             return session.run(pipeline_names=[PIPELINE])
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
-        import mlflow
-
         # kedro-mlflow leaves its (nested) run open in a long-lived process (main() called from
         # Python): close it here, while the relative tracking URI still points at this project
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
+        close_session_run(interrupted)
         os.chdir(cwd)
 
 

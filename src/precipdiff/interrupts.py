@@ -117,10 +117,9 @@ def deferred(*temporary: Path) -> Iterator[None]:
         _state.deferring.pop()
         if not _state.deferring:
             _state.during_write = 0
-        if installed_here:
-            uninstall()
-    interrupted = _state.pending and not _state.deferring
-    if installed_here:
-        reset()  # outside a run (no hooks) nobody else reads it
+        interrupted = _state.pending and not _state.deferring
+        if installed_here:  # outside a run (no hooks) nobody else reads the record: forget it, even
+            uninstall()     # when the block raised (atomic_write's own KeyboardInterrupt), or every
+            reset()         # later write of this process would refuse to publish
     if interrupted:
         raise KeyboardInterrupt("SIGINT received during a file write")

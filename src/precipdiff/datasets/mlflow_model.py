@@ -22,13 +22,23 @@ import mlflow
 import numpy as np
 import torch
 from kedro.io import AbstractDataset, DatasetError
-from mlflow import MlflowClient
 
 from precipdiff.serving import pyfunc_model
 from precipdiff.training.artifact import TrainedModel
 
 log = logging.getLogger(__name__)
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy", "mlflow", "precipdiff"]
+
+
+def version_tags(info: dict) -> dict[str, str]:
+    """The provenance tags of a registered version: stage, objective, transform, residual, data
+    fingerprint, ``residual_base`` (diffusion models: input | regression, the bundled CorrDiff mean)
+    and the sampler it ships with (chosen on validation, ``pipelines/residual_training.select_sampler``)."""
+    tags = {key: str(info.get(key)) for key in ("stage", "objective", "transform", "residual", "data_fingerprint")}
+    if "residual_base" in info:
+        tags["residual_base"] = str(info["residual_base"])
+    tags["sampler"] = json.dumps(info.get("sampler", {}), sort_keys=True)
+    return tags
 
 
 class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
@@ -54,22 +64,17 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
             torch.save(data.model.state_dict(), weights)
             meta.write_text(json.dumps({"config": data.config, "info": data.info}, indent=1))
             example = np.zeros((1, data.config["cond_channels"], 8, 8), np.float32)
+            # MLflow registers the version only once the artifacts are uploaded, and creates it with
+            # these tags in one transaction: a run killed at any point leaves no version, or a
+            # complete and tagged one (tests/pipelines/test_killed_run.py)
             info = mlflow.pyfunc.log_model(
                 name=self._name, python_model=Path(pyfunc_model.__file__),
                 artifacts={"state_dict": str(weights), "model_config": str(meta)},
-                input_example=example, registered_model_name=self._registered,
+                input_example=example, registered_model_name=self._registered, tags=version_tags(data.info),
                 pip_requirements=PIP_REQUIREMENTS,
             )
         version = getattr(info, "registered_model_version", None)
         if version is not None:
-            client = MlflowClient()
-            for key in ("stage", "objective", "transform", "residual", "data_fingerprint"):
-                client.set_model_version_tag(self._registered, str(version), key, str(data.info.get(key)))
-            if "residual_base" in data.info:  # diffusion models: input | regression (bundled CorrDiff mean)
-                client.set_model_version_tag(self._registered, str(version), "residual_base", data.info["residual_base"])
-            # the sampler it ships with (chosen on validation, pipelines/residual_training.select_sampler)
-            client.set_model_version_tag(self._registered, str(version), "sampler",
-                                         json.dumps(data.info.get("sampler", {}), sort_keys=True))
             data.info["registered"] = {"name": self._registered, "version": str(version),
                                        "run_id": mlflow.active_run().info.run_id}
             mlflow.set_tag(f"{self._name}.data_fingerprint", data.info.get("data_fingerprint"))

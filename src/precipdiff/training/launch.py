@@ -14,7 +14,10 @@ Multi-node: run the worker module yourself on every node with torchrun's rendezv
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,8 +27,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from precipdiff.atomic import pid_alive
 from precipdiff.nn.residual import build_model
 from precipdiff.training.loop import TrainResult, train
+
+log = logging.getLogger(__name__)
+JOB_PREFIX = "precipdiff-ddp-"  # job folders: <tmp>/precipdiff-ddp-<pid of the Kedro process>-<random>
 
 
 def write_job(folder: Path, cond, residual, patches: pd.DataFrame, config: dict, *, objective: str,
@@ -55,7 +62,8 @@ def run_worker(folder: Path) -> None:
 def train_distributed(cond, residual, patches: pd.DataFrame, config: dict, *, objective: str,
                       checkpoint_dir, seed: int, nproc_per_node: int) -> TrainResult:
     """:func:`train` on ``nproc_per_node`` local processes launched by ``torchrun``."""
-    with tempfile.TemporaryDirectory(prefix="precipdiff-ddp-") as tmp:
+    remove_stale_jobs()
+    with tempfile.TemporaryDirectory(prefix=f"{JOB_PREFIX}{os.getpid()}-") as tmp:
         folder = Path(tmp)
         write_job(folder, cond, residual, patches, config, objective=objective,
                   checkpoint_dir=checkpoint_dir, seed=seed)
@@ -71,6 +79,23 @@ def train_distributed(cond, residual, patches: pd.DataFrame, config: dict, *, ob
         return TrainResult(model=model, model_config=meta["model_config"], state_dict=state,
                            history=pd.read_parquet(folder / "history.parquet"),
                            normalisation=meta["normalisation"])
+
+
+def remove_stale_jobs(root: str | Path | None = None) -> list[Path]:
+    """Delete the job folders (a copy of the training arrays) of Kedro processes no longer running.
+
+    A process killed outright (SIGKILL, power loss) during :func:`train_distributed` cannot remove
+    its temporary job folder; the next call does. Folders of running processes are kept however
+    old (a training may run for days), and so are those without a pid in their name.
+    """
+    removed = []
+    for folder in Path(root or tempfile.gettempdir()).glob(f"{JOB_PREFIX}*"):
+        match = re.match(rf"{re.escape(JOB_PREFIX)}(\d+)-", folder.name)
+        if match and folder.is_dir() and not pid_alive(int(match[1])):
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed the job folder %s of process %s, no longer running", folder, match[1])
+            removed.append(folder)
+    return removed
 
 
 if __name__ == "__main__":

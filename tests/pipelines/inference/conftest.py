@@ -25,6 +25,20 @@ except ImportError:
 from tests.inference.imerg_files import write_hours
 
 MODELS = ("precipdiff-correction", "precipdiff-downscaling")
+BOX = "47.0,47.4,-122.4,-122.0"  # the tiny project's box (conf/test/parameters_ingestion.yml)
+
+
+def downscale_args(project, imerg_dir, output, *extra) -> list[str]:
+    """``precipdiff downscale`` options: ``imerg_dir`` over the tiny box, ``output``, the test env, no bars."""
+    return ["downscale", "--input", str(imerg_dir), "--box", BOX, "--output", str(output), "--env", "test",
+            "--project", str(project), "--no-progress", *map(str, extra)]
+
+
+def downscale(project, imerg_dir, output, *extra) -> int:
+    """``precipdiff downscale`` in this process (``precipdiff.cli.main``, as the console script runs it)."""
+    from precipdiff.cli import main
+
+    return main(downscale_args(project, imerg_dir, output, *extra))
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +113,12 @@ def imerg_dir(satellite_truth, imerg_hours, tmp_path_factory):
     folder = tmp_path_factory.mktemp("imerg")
     write_hours(folder, imerg_hours, lat, lon, padded)
     return folder
+
+
+@pytest.fixture(scope="session")
+def first_run(trained_project, imerg_dir, imerg_hours, tmp_path_factory):
+    """3 hours × 3 members with the champion models, uninterrupted; returns the output path."""
+    out = tmp_path_factory.mktemp("out") / "ensemble.nc"
+    assert downscale(trained_project, imerg_dir, out, "--start", imerg_hours[0], "--end", imerg_hours[2],
+                     "--members", 3) == 0
+    return out

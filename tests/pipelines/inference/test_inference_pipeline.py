@@ -9,29 +9,11 @@ import json
 import shutil
 
 import numpy as np
-import pytest
 import xarray as xr
 
 from precipdiff.inference.chain import member_seeds
 from precipdiff.pipelines.inference import nodes
-
-BOX = "47.0,47.4,-122.4,-122.0"  # the tiny project's box (conf/test/parameters_ingestion.yml)
-
-
-def downscale(project, imerg_dir, output, *extra) -> int:
-    from precipdiff.cli import main
-
-    return main(["downscale", "--input", str(imerg_dir), "--box", BOX, "--output", str(output), "--env", "test",
-                 "--project", str(project), "--no-progress", *map(str, extra)])
-
-
-@pytest.fixture(scope="module")
-def first_run(trained_project, imerg_dir, imerg_hours, tmp_path_factory):
-    """3 hours × 3 members with the champion models; returns the output path."""
-    out = tmp_path_factory.mktemp("out") / "ensemble.nc"
-    assert downscale(trained_project, imerg_dir, out, "--start", imerg_hours[0], "--end", imerg_hours[2],
-                     "--members", 3) == 0
-    return out
+from tests.pipelines.inference.conftest import downscale
 
 
 def test_output_is_a_cf_ensemble_with_provenance(first_run, imerg_hours, satellite_truth, registry):
