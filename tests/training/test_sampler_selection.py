@@ -2,12 +2,14 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from precipdiff.inference.chain import residual_sampler
 from precipdiff.nn import build_model, model_config
 from precipdiff.training.artifact import TrainedModel
-from precipdiff.training.sampler_selection import choose, network_calls, score_settings, wettest_tiles
+from precipdiff.training.sampler_selection import (band_ratios, choose, network_calls, score_settings, wettest_tiles,
+                                                   worst_band)
 
 
 def gaussian_model(sigma_data: float = 1.0) -> TrainedModel:
@@ -34,15 +36,17 @@ def test_the_known_best_sampler_is_chosen():
             {"num_steps": 18, "sigma_max": 80.0, "solver": "heun"}]
     sample = lambda s, c, z: residual_sampler(model, torch.device("cpu"), s)(c, z)  # noqa: E731
     table = score_settings(sample, grid, cond, base, target, model.info, members=4, seed=1, pixel_km=1.0,
-                           psd_band_km=[2.0, 8.0])
+                           psd_bands_km={"psd_ratio_2_4km": [2.0, 4.0], "psd_ratio_4_8km": [4.0, 8.0]})
     exact = table.iloc[2]
     assert 0.9 < exact["spread_skill_ratio"] < 1.1 and 0.9 < exact["psd_ratio"] < 1.1
     assert table.iloc[1]["spread_skill_ratio"] < 0.5 and table.iloc[1]["psd_ratio"] < 0.2
     assert table.iloc[0]["psd_ratio"] < 0.01
     # fair CRPS of the calibrated ensemble ≈ that of N(0, 1) against its own draws: 1/√π
     np.testing.assert_allclose(exact["crps_fair"], 1 / np.sqrt(np.pi), rtol=0.05)
-    assert choose(table, [0.8, 1.2], [0.7, 1.3]) == 2
+    assert choose(table, [0.8, 1.2], [0.7, 1.3], ["psd_ratio_2_4km", "psd_ratio_4_8km"]) == 2
     assert list(table["network_calls"]) == [1, 35, 35]
+    assert (table["psd_ratio"] == table[["psd_ratio_2_4km", "psd_ratio_4_8km"]].apply(
+        lambda r: worst_band(r.to_dict()), axis=1)).all()
 
 
 def test_choose_prefers_admissible_then_lowest_crps():
@@ -66,3 +70,25 @@ def test_wettest_tiles_skip_missing_windows():
     assert wettest_tiles(target, 4, 1) == [(1, 4, 4)]
     every = wettest_tiles(target, 4, 8)
     assert len(every) == 7 and (0, 0, 0) not in every and every == sorted(every)
+
+
+def test_band_ratios_are_geometric_means_within_each_band():
+    wavelength = np.array([20.0, 10.0, 5.0, 4.0, 3.0, 2.0])
+    ref = np.ones(6)
+    psd = np.array([1.0, 0.8, 1.0, 2.0, 2.0, 8.0])
+    bands = band_ratios(psd, ref, wavelength, {"small": [2.5, 4.5], "large": [8.0, 12.0], "all": [2.0, 20.0]})
+    np.testing.assert_allclose(bands["small"], 2.0)  # 4 and 3 km
+    np.testing.assert_allclose(bands["large"], 0.8)  # 10 km
+    np.testing.assert_allclose(bands["all"], np.exp(np.log(psd).mean()))
+    assert worst_band(bands) == 2.0 and worst_band({"a": 0.4, "b": 2.0}) == 0.4
+    with pytest.raises(ValueError, match="psd_bands_km.tiny.*no wavelength"):
+        band_ratios(psd, ref, wavelength, {"tiny": [0.5, 1.0]})
+
+
+def test_a_broad_band_average_does_not_hide_a_band_outside_the_bounds():
+    """Row 0's 3 km excess (1.5) and 10 km deficit (0.8) average to ~1.1 over a broad band: within
+    the bounds there, not per band. Per band, only row 1 is admissible."""
+    table = pd.DataFrame({"crps_fair": [0.50, 0.55], "spread_skill_ratio": [1.0, 0.9],
+                          "psd_ratio_broad": [1.10, 1.00], "psd_ratio_3km": [1.5, 1.2], "psd_ratio_10km": [0.8, 0.75]})
+    assert choose(table, [0.8, 1.2], [0.7, 1.3], ["psd_ratio_broad"]) == 0
+    assert choose(table, [0.8, 1.2], [0.7, 1.3], ["psd_ratio_3km", "psd_ratio_10km"]) == 1

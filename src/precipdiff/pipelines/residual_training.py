@@ -290,13 +290,15 @@ def select_sampler(diffusion: TrainedModel, pairs: TrainingPairs, params: dict) 
     precision = sel.get("precision", "auto")
     table = score_settings(lambda s, c, z: residual_sampler(diffusion, device, s, precision)(c, z), settings, cond,
                            base, target, diffusion.info, members=int(sel["members"]), seed=int(sel["seed"]),
-                           pixel_km=float(sel["pixel_km"]), psd_band_km=sel["psd_band_km"])
-    best = choose(table, sel["bounds"]["spread_skill_ratio"], sel["bounds"]["psd_ratio"])
+                           pixel_km=float(sel["pixel_km"]), psd_bands_km=sel["psd_bands_km"])
+    bands = list(sel["psd_bands_km"])
+    best = choose(table, sel["bounds"]["spread_skill_ratio"], sel["bounds"]["psd_ratio"], bands)
     table["chosen"] = table.index == best
+    chosen = {k: float(table.loc[best, k]) for k in ("crps_fair", "spread_skill_ratio", "psd_ratio", *bands)}
     info = {**diffusion.info, "sampler": settings[best], "sampler_training": base_sampler,
-            "sampler_selection": {k: float(table.loc[best, k]) for k in ("crps_fair", "spread_skill_ratio", "psd_ratio")}}
-    log.info("%s: sampler %s chosen on %d validation tiles (CRPS fair %.4f mm/h, spread/skill %.2f, PSD ratio %.2f)",
-             params["stage"], settings[best], len(target), *info["sampler_selection"].values())
+            "sampler_selection": chosen}
+    log.info("%s: sampler %s chosen on %d validation tiles: %s", params["stage"], settings[best], len(target),
+             ", ".join(f"{k} {v:.4g}" for k, v in chosen.items()))
     return TrainedModel(diffusion.config, diffusion.model.cpu().eval(), info), table  # sampled on `device`
 
 
