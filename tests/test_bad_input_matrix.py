@@ -180,14 +180,20 @@ def inference_input(name: str, make: Callable[[Path], None] | None = None):
     return setup
 
 
-INFERENCE = {"members": 8, "max_output_rate_mm_h": 300.0, "thresholds_mm_h": [0.1, 1.0], "sampler": {},
-             "tiling": {"tile": 256, "overlap": 32}, "precision": "auto", "start": None, "end": None}
+CHAIN = {"n_members": 8, "sampler": {}, "tile": 256, "overlap": 32, "precision": "auto"}
+INFERENCE = {"max_output_rate_mm_h": 300.0, "thresholds_mm_h": [0.1, 1.0], "start": None, "end": None,
+             "chain": CHAIN}
 
 
 def inference_params(**bad):
     params = {**INFERENCE, **bad}
     name = next(iter(bad)) if bad else "inference"
     return lambda tmp: ((lambda: check_parameters(params)), f"inference.{name}")
+
+
+def inference_chain(**bad):
+    params = {**INFERENCE, "chain": {**CHAIN, **bad}}
+    return lambda tmp: ((lambda: check_parameters(params)), f"inference.chain.{next(iter(bad))}")
 
 
 def training(**bad):
@@ -310,9 +316,9 @@ CASES = [
     Case("inference-input-missing", inference_input("nope"), InputError, "expected a directory, IMERG files",
          "does not exist"),
     # counts and fractions
-    Case("members-zero", inference_params(members=0), ValueError, "a number of members >= 1", "got 0"),
-    Case("members-negative", inference_params(members=-3), ValueError, "a number of members >= 1", "got -3"),
-    Case("sampler-steps-zero", inference_params(sampler={"num_steps": 0}), ValueError, "an integer >= 1", "got 0"),
+    Case("members-zero", inference_chain(n_members=0), ValueError, "a number of members >= 1", "got 0"),
+    Case("members-negative", inference_chain(n_members=-3), ValueError, "a number of members >= 1", "got -3"),
+    Case("sampler-steps-zero", inference_chain(sampler={"num_steps": 0}), ValueError, "an integer >= 1", "got 0"),
     Case("thresholds-negative", inference_params(thresholds_mm_h=[-1.0]), ValueError, "rates >= 0 (mm/h)",
          "got [-1.0]"),
     Case("epochs-zero", training(epochs=0), ValueError, "a positive integer", "got 0"),

@@ -5,9 +5,9 @@
         [--alias champion | --version V | --run-id ID] [--steps 12 --solver heun --churn 0]
 
 Every option becomes a runtime parameter of ``kedro run --pipelines=inference`` (``inference.*``,
-see ``conf/base/parameters_inference.yml`` and ``catalog_inference.yml``); the project (``conf/``,
-``mlflow.db``) is the nearest parent of the working directory with a Kedro ``pyproject.toml``, or
-``--project``. Full documentation: ``docs/inference.md``.
+the sampling ones ``inference.chain.*``; see ``conf/base/parameters_inference.yml`` and
+``catalog_inference.yml``); the project (``conf/``, ``mlflow.db``) is the nearest parent of the
+working directory with a Kedro ``pyproject.toml``, or ``--project``. Full documentation: ``docs/inference.md``.
 """
 
 from __future__ import annotations
@@ -167,15 +167,14 @@ def runtime_params(args: argparse.Namespace, output: Path) -> dict:
         if not Path(path).exists():
             raise FileNotFoundError(f"--input {path}: no such file or directory")
     sampler = {"num_steps": args.steps, "solver": args.solver, "S_churn": args.churn}
-    tiling = {"tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size}
+    chain = {"n_members": args.members, "seed": args.seed, "member_seeds": args.member_seeds,
+             "sampler": _given(sampler), "tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size,
+             "device": args.device, "precision": args.precision, "compile": args.compile}  # inference.chain
     params = {
         "input": inputs, "output": str(output), "overwrite": bool(args.overwrite),
         "box": args.box, "start": args.start, "end": args.end,  # absent = the whole input
-        "members": args.members, "seed": args.seed, "member_seeds": args.member_seeds,
-        "thresholds_mm_h": args.thresholds, "hours_per_chunk": args.hours_per_chunk,
-        "device": args.device, "precision": args.precision, "compile": args.compile, "threads": args.threads,
-        "progress": False if args.no_progress else None,
-        "sampler": _given(sampler), "tiling": _given(tiling), "models": _models(args),
+        "thresholds_mm_h": args.thresholds, "hours_per_chunk": args.hours_per_chunk, "threads": args.threads,
+        "progress": False if args.no_progress else None, "chain": _given(chain), "models": _models(args),
     }
     keep_none = {"box", "start", "end"}
     return {"inference": {k: v for k, v in params.items() if k in keep_none or v not in (None, {})}}

@@ -135,3 +135,28 @@ def test_hour_keys_and_member_seeds():
 def test_bad_settings(kwargs):
     with pytest.raises(ValueError, match="ChainSettings"):
         chain.ChainSettings(**kwargs)
+
+
+def test_settings_from_parameters_one_vocabulary():
+    params = {"n_members": "4", "seed": 3, "member_seeds": [5, 6], "sampler": {"num_steps": 6, "solver": None},
+              "tile": 64, "overlap": 8, "batch_size": 2, "device": "cpu", "precision": "fp32", "compile": False}
+    settings = chain.ChainSettings.from_params(params, "inference.chain")
+    assert settings == chain.ChainSettings(n_members=4, seed=3, member_seeds=(5, 6), sampler={"num_steps": 6},
+                                           tile=64, overlap=8, batch_size=2, device="cpu", precision="fp32")
+    assert settings.seeds() == [5, 6]  # explicit seeds override seed and n_members
+    assert chain.ChainSettings.from_params(None) == chain.ChainSettings(sampler={})  # every key optional
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [({"members": 8}, "evaluation.chain: unknown key(s) ['members']; expected some of ['n_members', "),
+     ({"tiling": {"tile": 64}}, "evaluation.chain: unknown key(s) ['tiling']"),
+     ({"sampler": {"steps": 4}}, "evaluation.chain.sampler: expected keys among ['num_steps'"),
+     ({"sampler": {"solver": "rk4"}}, "evaluation.chain.sampler.solver: expected 'heun' or 'euler'; got 'rk4'"),
+     ({"n_members": 0}, "evaluation.chain.n_members: expected a number of members >= 1"),
+     ({"tile": 16, "overlap": 16}, "evaluation.chain.overlap: expected 0 <= overlap < tile (tile = 16 cells); got 16")],
+)
+def test_settings_from_parameters_name_the_bad_key(params, message):
+    with pytest.raises(ValueError) as info:
+        chain.ChainSettings.from_params(params, "evaluation.chain")
+    assert message in str(info.value)

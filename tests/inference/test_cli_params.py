@@ -15,9 +15,9 @@ def params(tmp_path, *extra):
 def test_only_given_options_override_the_configuration(tmp_path):
     p = params(tmp_path, "--box", "46.5,48.5,-123.5,-121.5", "--steps", "8", "--members", "4")
     assert p["box"] == {"lat_min": 46.5, "lat_max": 48.5, "lon_min": -123.5, "lon_max": -121.5}
-    assert p["sampler"] == {"num_steps": 8} and p["members"] == 4 and p["input"] == [str(tmp_path)]
+    assert p["chain"] == {"sampler": {"num_steps": 8}, "n_members": 4} and p["input"] == [str(tmp_path)]
     assert p["start"] is None and p["end"] is None  # absent = the whole input, not the configured demo hours
-    assert "tiling" not in p and "seed" not in p and "models" not in p
+    assert "models" not in p
 
 
 @pytest.mark.parametrize(
@@ -34,7 +34,7 @@ def test_model_choice(tmp_path, option, models):
 
 def test_member_seeds_and_thresholds(tmp_path):
     p = params(tmp_path, "--member-seed", "12", "--member-seed", "34", "--thresholds", "0.5,2")
-    assert p["member_seeds"] == [12, 34] and p["thresholds_mm_h"] == [0.5, 2.0]
+    assert p["chain"]["member_seeds"] == [12, 34] and p["thresholds_mm_h"] == [0.5, 2.0]
 
 
 @pytest.mark.parametrize("bad", [["--box", "1,2,3"], ["--alias", "a", "--version", "1"], ["--version", "x=1"],

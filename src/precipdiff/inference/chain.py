@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -38,13 +38,30 @@ LATENT_BLOCK = 64  # latents are drawn in blocks of this many cells (per axis)
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+# keyword arguments of nn.sampler.edm_sampler a setting may override (the first six: those the models record)
+SAMPLER_KEYS = ("num_steps", "solver", "S_churn", "sigma_min", "sigma_max", "rho", "S_min", "S_max", "S_noise")
+SOLVERS = ("heun", "euler")
+
+
+class ChainSettingError(ValueError):
+    """A chain setting that cannot work; the message names it (``<where>.<key>``), what was expected and found."""
+
+    def __init__(self, key: str, value, expected: str, where: str = "ChainSettings"):
+        self.key, self.value, self.expected = key, value, expected
+        super().__init__(f"{where}.{key}: expected {expected}; got {value!r}")
+
+    def at(self, where: str) -> "ChainSettingError":
+        """The same error named under the parameter block ``where`` (e.g. ``inference.chain``)."""
+        return ChainSettingError(self.key, self.value, self.expected, where)
+
+
 @dataclass(frozen=True)
 class ChainSettings:
-    """How the chain samples (see ``parameters_evaluation.yml`` / ``parameters_inference.yml``)."""
+    """How the chain samples: ``evaluation.chain`` and ``inference.chain`` (:meth:`from_params`, same keys)."""
 
     n_members: int = 8
     seed: int = 0
-    sampler: dict | None = None  # edm_sampler keyword overrides (num_steps, solver, S_churn …)
+    sampler: dict | None = None  # edm_sampler keyword overrides (SAMPLER_KEYS); None / {} = each model's own
     tile: int = 256  # tile side (cells, on either grid); domains up to this size run untiled
     overlap: int = 32  # overlap between neighbouring tiles (cells), the width of the cross-fade
     batch_size: int = 8  # samples (member × hour × tile) denoised together
@@ -54,12 +71,42 @@ class ChainSettings:
     compile: bool = False  # torch.compile the U-Net (worth it on CUDA for long runs)
 
     def __post_init__(self):
+        def bad(key: str, value, expected: str):
+            raise ChainSettingError(key, value, expected)
+
+        if self.member_seeds is None and self.n_members < 1:
+            bad("n_members", self.n_members, "a number of members >= 1 (or member_seeds)")
+        if self.member_seeds is not None and len(self.member_seeds) < 1:
+            bad("member_seeds", self.member_seeds, "a non-empty list of seeds (or null)")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"ChainSettings.precision must be one of {PRECISIONS}; got {self.precision!r}")
+            bad("precision", self.precision, f"one of {PRECISIONS}")
         if not 0 <= self.overlap < self.tile:
-            raise ValueError(f"ChainSettings: need 0 <= overlap < tile; got overlap={self.overlap}, tile={self.tile}")
+            bad("overlap", self.overlap, f"0 <= overlap < tile (tile = {self.tile} cells)")
         if self.batch_size < 1:
-            raise ValueError(f"ChainSettings.batch_size must be >= 1; got {self.batch_size}")
+            bad("batch_size", self.batch_size, "an integer >= 1")
+        _check_sampler(self.sampler or {})
+
+    @classmethod
+    def from_params(cls, params: Mapping | None, where: str = "chain") -> "ChainSettings":
+        """The one builder from parameters (``evaluation.chain``, ``inference.chain``): the keys are the
+        field names, all optional (the defaults above); ``null`` sampler keys mean the model's own.
+
+        Raises ``ValueError`` naming ``<where>.<key>`` for an unknown key or a value that cannot work.
+        """
+        given = dict(params or {})
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(given) - set(names))
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {unknown}; expected some of {names}")
+        sampler = {k: v for k, v in (given.get("sampler") or {}).items() if v is not None}
+        seeds = given.get("member_seeds")
+        casts = {"n_members": int, "seed": int, "tile": int, "overlap": int, "batch_size": int, "device": str,
+                 "precision": str, "compile": bool}
+        kwargs = {k: casts[k](v) for k, v in given.items() if k in casts and v is not None}
+        try:
+            return cls(**kwargs, sampler=sampler, member_seeds=None if seeds is None else tuple(int(s) for s in seeds))
+        except ChainSettingError as exc:
+            raise exc.at(where) from None
 
     def seeds(self) -> list[int]:
         """The per-member seeds: ``member_seeds`` if given, else derived from ``seed``."""
@@ -67,6 +114,17 @@ class ChainSettings:
             return [int(s) for s in self.member_seeds]
         return member_seeds(self.seed, self.n_members)
 
+
+def _check_sampler(sampler: Mapping) -> None:
+    unknown = sorted(set(sampler) - set(SAMPLER_KEYS))
+    if unknown:
+        raise ChainSettingError("sampler", dict(sampler), f"keys among {list(SAMPLER_KEYS)} (unknown: {unknown})")
+    if "num_steps" in sampler and int(sampler["num_steps"]) < 1:
+        raise ChainSettingError("sampler.num_steps", sampler["num_steps"], "an integer >= 1")
+    if "solver" in sampler and sampler["solver"] not in SOLVERS:
+        raise ChainSettingError("sampler.solver", sampler["solver"], " or ".join(repr(s) for s in SOLVERS))
+    if "S_churn" in sampler and float(sampler["S_churn"]) < 0:
+        raise ChainSettingError("sampler.S_churn", sampler["S_churn"], "a number >= 0")
 
 
 def member_seeds(seed: int, n_members: int) -> list[int]:

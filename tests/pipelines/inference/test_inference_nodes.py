@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,11 +15,11 @@ from precipdiff.pipelines.inference import nodes
 from tests.inference.chain_models import pixel_model, unet_model
 from tests.inference.imerg_files import write_hours
 
+CHAIN = {"n_members": 2, "seed": 0, "sampler": {"num_steps": 2, "solver": "euler", "S_churn": None},
+         "tile": 16, "overlap": 4, "batch_size": 4}
 PARAMS = {"box": {"lat_min": 47.0, "lat_max": 47.3, "lon_min": -122.4, "lon_max": -122.1}, "start": None,
-          "end": None, "members": 2, "seed": 0, "thresholds_mm_h": [0.1, 1.0], "max_rate_mm_h": 300.0,
-          "max_output_rate_mm_h": 300.0,
-          "sampler": {"num_steps": 2, "solver": "euler", "S_churn": None}, "progress": False,
-          "tiling": {"tile": 16, "overlap": 4, "batch_size": 4}}
+          "end": None, "thresholds_mm_h": [0.1, 1.0], "max_rate_mm_h": 300.0, "max_output_rate_mm_h": 300.0,
+          "progress": False, "chain": CHAIN}
 HOURS = pd.date_range("2023-07-01T01:00", periods=3, freq="h")
 
 
@@ -100,12 +101,16 @@ def test_models_swapped_are_refused():
 
 @pytest.mark.parametrize(
     ("override", "key"),
-    [({"members": 0}, "inference.members"), ({"thresholds_mm_h": []}, "inference.thresholds_mm_h"),
-     ({"sampler": {"solver": "rk4"}}, "inference.sampler.solver"), ({"start": "yesterday"}, "inference.start"),
+    [({"chain": {**CHAIN, "n_members": 0}}, "inference.chain.n_members"),
+     ({"thresholds_mm_h": []}, "inference.thresholds_mm_h"),
+     ({"chain": {**CHAIN, "sampler": {"solver": "rk4"}}}, "inference.chain.sampler.solver"),
+     ({"chain": {**CHAIN, "sampler": {"steps": 4}}}, "inference.chain.sampler"),
+     ({"chain": {**CHAIN, "members": 4}}, "inference.chain: unknown key(s) ['members']"),
+     ({"start": "yesterday"}, "inference.start"),
      ({"box": {"lat_min": 47.0, "lat_max": 47.01, "lon_min": 0, "lon_max": 1}}, "inference.box"),
-     ({"tiling": {"tile": 8, "overlap": 8}}, "inference.tiling"),
+     ({"chain": {**CHAIN, "tile": 8, "overlap": 8}}, "inference.chain.overlap"),
      ({"max_output_rate_mm_h": 0}, "inference.max_output_rate_mm_h")],
 )
 def test_bad_parameters_are_named(override, key):
-    with pytest.raises(ValueError, match=key.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=re.escape(key)):
         nodes.check_parameters({**PARAMS, **override})

@@ -116,15 +116,15 @@ def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, b
     table and the per-hour sums (:meth:`~.scores.Scoreboard.hourly`)."""
     board, started = _board(params), time.perf_counter()
     qm_fine, qm_coarse = (QuantileMapping.from_dict(baselines[k]) for k in ("qm_fine", "qm_coarse"))
-    rf, chain = params["baselines"]["rainfarm"], params["chain"]
+    rf, chain = params["baselines"]["rainfarm"], ChainSettings.from_params(params["chain"], "evaluation.chain")
     for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
         keys = chunk.hour_keys
         board.add_reference("fine", chunk.radar, keys)
         board.add("satellite", "coarse", chunk.sat, chunk.radar_coarse, keys)
         board.add("qm", "coarse", qm_coarse.apply(chunk.sat), chunk.radar_coarse, keys)
         fields = {**methods.satellite_fields(chunk), **methods.qm_fields(chunk, qm_fine),
-                  **methods.rainfarm_fields(chunk, qm_fine, baselines["rainfarm_alpha"], int(chain["n_members"]),
-                                            int(chain["seed"]), rf.get("kernel_type"))}
+                  **methods.rainfarm_fields(chunk, qm_fine, baselines["rainfarm_alpha"], chain.n_members,
+                                            chain.seed, rf.get("kernel_type"))}
         for name, f in fields.items():
             board.add(name, "fine", f, chunk.radar, keys)
     seconds = time.perf_counter() - started
@@ -149,22 +149,11 @@ def _reference_board(coarse, fine, hours, params) -> Scoreboard:
     return board
 
 
-def chain_settings(params: dict) -> ChainSettings:
-    """``evaluation.chain`` → :class:`~precipdiff.inference.chain.ChainSettings` (same keys)."""
-    c = dict(params["chain"])
-    unknown = set(c) - set(ChainSettings.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"evaluation.chain: unknown key(s) {sorted(unknown)}; "
-                         f"expected some of {sorted(ChainSettings.__dataclass_fields__)}")
-    c["sampler"] = dict(c.get("sampler") or {})
-    return ChainSettings(**c)
-
-
 def _score_chain(coarse, fine, hours, correction, downscaling, params, names: dict, samples: bool = False):
     """Stream the chain; ``names`` maps ``corrected | upsampled | fine | fine_mean`` to method names.
 
     Returns the tidy table, the per-hour sums and, with ``samples``, the map fields."""
-    board, settings, kept = _board(params), chain_settings(params), []
+    board, settings, kept = _board(params), ChainSettings.from_params(params["chain"], "evaluation.chain"), []
     chain_s = score_s = 0.0
     members = 1
     for chunk in methods.iter_chunks(coarse, fine, hours, params["chunk_hours"]):
@@ -255,7 +244,8 @@ def score_downscaling_block(coarse, fine, hours, downscaling: TrainedModel, base
         return tidy([]), hourly_table({})
     cap = block.get("max_hours")
     chosen = hours if cap is None else _subset(hours, int(cap), "wettest")
-    board, settings, started = _board(params), chain_settings(params), time.perf_counter()
+    board, started = _board(params), time.perf_counter()
+    settings = ChainSettings.from_params(params["chain"], "evaluation.chain")
     for chunk in methods.iter_chunks(coarse, fine, chosen, params["chunk_hours"]):
         board.add_reference(BLOCK, chunk.radar, chunk.hour_keys)
         fields = methods.downscaling_only_fields(chunk, downscaling, baselines["rainfarm_alpha"], settings,
@@ -354,9 +344,9 @@ def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, co
 
 
 # ---- report ------------------------------------------------------------------------------------------
-def _model_summary(selection: dict, chain: dict) -> str:
+def _model_summary(selection: dict, chain: ChainSettings) -> str:
     """``correction: input base, sampler {…}; downscaling: …`` (the sampler each model was scored with)."""
-    override = dict(chain.get("sampler") or {})
+    override = dict(chain.sampler or {})
     parts = [f"{stage}: {m['residual_base']} base, sampler {({**m['sampler'], **override})}"
              for stage, m in selection.get("models", {}).items()]
     return "; ".join(parts) or "samplers of the models"
@@ -367,11 +357,11 @@ def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict,
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
     from precipdiff.reporting.report import build_report
 
-    chain = params["chain"]
+    chain = ChainSettings.from_params(params["chain"], "evaluation.chain")
     cap = params["hours"].get("max_hours")
     summary = (f"{len(hours)} test hours ({'all' if cap is None else params['hours'].get('selection', 'wettest')}, "
                f"max_hours {cap}), "
-               f"{chain['n_members']} members, seed {chain['seed']}; evaluated models "
+               f"{len(chain.seeds())} members, seed {chain.seed}; evaluated models "
                f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}.")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
                "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired}

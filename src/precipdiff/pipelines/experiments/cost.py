@@ -22,8 +22,8 @@ import xarray as xr
 
 from precipdiff.baselines import QuantileMapping
 from precipdiff.data import transforms
+from precipdiff.inference.chain import ChainSettings
 from precipdiff.pipelines.evaluation import methods
-from precipdiff.pipelines.evaluation.nodes import chain_settings
 from precipdiff.training.artifact import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def measure_cost(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, base
     the model info, both stages, summed over resumes); NaN for models trained before it was recorded.
     """
     chunk = next(methods.iter_chunks(coarse, fine, hours.iloc[: int(params["hours"])], int(params["hours"])))
-    settings = chain_settings(evaluation)
+    settings = ChainSettings.from_params(evaluation["chain"], "evaluation.chain")
     area = area_km2(*chunk.fine_grid)
     crps = metrics[(metrics["metric"] == "crps_fair") & (metrics["stage"] == "fine")].set_index("method")["value"]
     runs = {"qm_bilinear": ((None, None), _qm_fit_seconds(coarse, fine, evaluation["baselines"]["qm"])),

@@ -22,7 +22,7 @@ import xarray as xr
 import precipdiff
 from precipdiff.data import transforms
 from precipdiff.data.contract import RESOLUTION, VARIABLE, axis, snap_box
-from precipdiff.inference.chain import (PRECISIONS, ChainSettings, hour_keys, pick_device, resolved_precision,
+from precipdiff.inference.chain import (SAMPLER_KEYS, ChainSettings, hour_keys, pick_device, resolved_precision,
                                         run_chain)
 from precipdiff.inference.datasets import SatelliteFiles
 from precipdiff.inference.inputs import InputError, check_hours
@@ -30,7 +30,6 @@ from precipdiff.inference.output import EnsembleJob, hour_dataset, with_clip_cou
 from precipdiff.training.artifact import TrainedModel
 
 log = logging.getLogger(__name__)
-SAMPLER_KEYS = ("num_steps", "solver", "S_churn", "sigma_min", "sigma_max", "rho")
 
 
 class OutOfDomainWarning(UserWarning):
@@ -44,25 +43,12 @@ def check_parameters(params: Mapping) -> None:
 
     if params.get("box") is not None:
         snap_box(params["box"], name="inference.box")
-    if int(params["members"]) < 1 and not params.get("member_seeds"):
-        bad("members", params["members"], "a number of members >= 1")
+    ChainSettings.from_params(params.get("chain"), "inference.chain")  # members, seeds, sampler, tiles, precision
     if not float(params.get("max_output_rate_mm_h", 0)) > 0:
         bad("max_output_rate_mm_h", params.get("max_output_rate_mm_h"), "a rate > 0 (mm/h), the runaway guard")
     thresholds = params.get("thresholds_mm_h") or []
     if not thresholds or any(float(t) < 0 for t in thresholds):
         bad("thresholds_mm_h", thresholds, "a non-empty list of rates >= 0 (mm/h)")
-    sampler = params.get("sampler") or {}
-    if sampler.get("num_steps") is not None and int(sampler["num_steps"]) < 1:
-        bad("sampler.num_steps", sampler["num_steps"], "an integer >= 1")
-    if sampler.get("solver") not in (None, "heun", "euler"):
-        bad("sampler.solver", sampler["solver"], "'heun' or 'euler'")
-    if sampler.get("S_churn") is not None and float(sampler["S_churn"]) < 0:
-        bad("sampler.S_churn", sampler["S_churn"], "a number >= 0")
-    if params.get("precision", "auto") not in PRECISIONS:
-        bad("precision", params.get("precision"), f"one of {PRECISIONS}")
-    tiling = params.get("tiling", {})
-    if not 0 <= int(tiling.get("overlap", 32)) < int(tiling.get("tile", 256)):
-        bad("tiling", tiling, "0 <= overlap < tile (cells)")
     for key in ("start", "end"):
         if params.get(key) is not None:
             try:
@@ -99,7 +85,7 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
     lat_c, lon_c = satellite["lat"].values, satellite["lon"].values
     for model in (correction, downscaling):
         warn_outside_domain(lat_c, lon_c, model)
-    settings = chain_settings(params)
+    settings = ChainSettings.from_params(params.get("chain"), "inference.chain")
     deterministic = all(m.model.objective == "regression" for m in (correction, downscaling))
     seeds = settings.seeds()[:1] if deterministic else settings.seeds()  # as run_chain: one member
     fine = tuple(axis(v[0] - RESOLUTION["satellite"] / 2, v[-1] + RESOLUTION["satellite"] / 2, RESOLUTION["radar"])
@@ -141,18 +127,6 @@ def ensemble_metrics(ensemble: xr.Dataset) -> dict:
               if "clipped_corrected_cells" in ensemble else 0}
     values["clipped_fraction"] = values["clipped_cells"] / max(int(ensemble["precipitation"].size), 1)
     return {k: [{"value": float(v), "step": 0}] for k, v in values.items()}
-
-
-def chain_settings(params: Mapping) -> ChainSettings:
-    """:class:`ChainSettings` from ``inference.*`` parameters (``null`` sampler keys: the model's own)."""
-    sampler = {k: v for k, v in (params.get("sampler") or {}).items() if v is not None}
-    tiling = params.get("tiling", {})
-    seeds = params.get("member_seeds")
-    return ChainSettings(n_members=int(params["members"]), seed=int(params.get("seed", 0)), sampler=sampler,
-                         tile=int(tiling.get("tile", 256)), overlap=int(tiling.get("overlap", 32)),
-                         batch_size=int(tiling.get("batch_size", 8)), device=str(params.get("device", "auto")),
-                         member_seeds=tuple(int(s) for s in seeds) if seeds else None,
-                         precision=str(params.get("precision", "auto")), compile=bool(params.get("compile", False)))
 
 
 def _check_models(correction: TrainedModel, downscaling: TrainedModel) -> str:
