@@ -29,12 +29,11 @@ import numpy as np
 import torch
 import xarray as xr
 import yaml
-from mlflow import MlflowClient
 from torch.utils.flop_counter import FlopCounterMode
 
 from precipdiff.data import transforms
 from precipdiff.inference import chain
-from precipdiff.inference.registry import load_version
+from precipdiff.registry import find_version, load_version, resolve_version
 from precipdiff.verification import CRPSScores
 
 EARTH_KM_PER_DEG = 111.195  # km per degree of latitude (mean Earth radius 6371 km)
@@ -53,18 +52,12 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
 
 
 def load_models(project: Path, alias: str | None):
-    """Both diffusion models: the alias if set, else the latest version."""
+    """Both diffusion models: the alias if set and held, else the latest version."""
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
-    client = MlflowClient()
     models = []
     for name in ("precipdiff-correction", "precipdiff-downscaling"):
-        versions = client.search_model_versions(f"name='{name}'")
-        if not versions:
-            raise SystemExit(f"{project}: no registered {name}; run `kedro run --pipelines=training` there first")
-        chosen = max(versions, key=lambda v: int(v.version))
-        if alias and alias in (client.get_registered_model(name).aliases or {}):
-            chosen = client.get_model_version_by_alias(name, alias)
-        models.append(load_version(chosen, alias))
+        held = find_version(name, alias=alias) if alias else None
+        models.append(load_version(held or resolve_version(name), alias))
     return models
 
 

@@ -26,7 +26,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from precipdiff.inference.registry import load_version, resolve_version
+from precipdiff.registry import load_registered
 from precipdiff.pipelines.evaluation import nodes as ev
 from precipdiff.pipelines.evaluation.intervals import confidence_intervals
 from precipdiff.reporting.intervals import cell
@@ -36,14 +36,11 @@ METRICS = ["crps_fair", "rmse", "spread_skill_ratio", "psd_ratio_3km", "psd_rati
 
 def load(spec: str):
     """``name``, ``name/<version>`` or ``name@<alias>`` → the registered model."""
-    client = mlflow.MlflowClient()
     if "@" in spec:
         name, alias = spec.split("@")
-        return load_version(resolve_version(name, alias=alias, client=client), alias)
+        return load_registered(name, alias=alias)
     name, _, version = spec.partition("/")
-    if not version:
-        version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
-    return load_version(resolve_version(name, alias=None, version=version, client=client))
+    return load_registered(name, version=version or None)  # no version: the latest
 
 
 def as_test(ds, split: str = "validation"):

@@ -18,7 +18,7 @@ import pandas as pd
 import xarray as xr
 from omegaconf import OmegaConf
 
-from precipdiff.inference.registry import load_version
+from precipdiff.registry import load_registered  # the latest version when nothing is asked
 from precipdiff.pipelines.experiments.nodes import override_params
 from precipdiff.pipelines.residual_training import correction_pairs, downscaling_pairs, validation_skill
 
@@ -35,14 +35,6 @@ def stage_params(project: Path, stage: str, env: str | None) -> dict:
     return params
 
 
-def latest(name: str):
-    """The newest registered version of ``name``."""
-    versions = mlflow.MlflowClient().search_model_versions(f"name='{name}'")
-    if not versions:
-        raise SystemExit(f"no registered {name}: run `kedro run --pipelines=training` in the project first")
-    return load_version(max(versions, key=lambda v: int(v.version)))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--project", type=Path, default=Path.cwd(), help="trained project (mlflow.db, data/)")
@@ -55,7 +47,7 @@ def main() -> None:
     for stage in ("correction", "downscaling"):
         params = stage_params(args.project, stage, args.env)
         pairs = correction_pairs(coarse, params) if stage == "correction" else downscaling_pairs(coarse, fine, params)
-        models = [latest(f"precipdiff-{stage}{suffix}") for suffix in ("", "-regression")]
+        models = [load_registered(f"precipdiff-{stage}{suffix}") for suffix in ("", "-regression")]
         skill = validation_skill(*models, pairs, params)
         rows[stage] = {k.removeprefix("val_"): v[0]["value"] for k, v in skill.items()}
     print(pd.DataFrame(rows).round(3).to_string())

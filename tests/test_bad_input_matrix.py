@@ -235,7 +235,7 @@ def registries(tmp_path_factory):
 
 
 def missing_alias(tmp, registries):
-    from precipdiff.inference.registry import resolve_version
+    from precipdiff.registry import resolve_version
 
     client = registries["one_model"]
     return (lambda: resolve_version("precipdiff-correction", alias="champion", client=client)), \
@@ -243,7 +243,7 @@ def missing_alias(tmp, registries):
 
 
 def no_registry_yet(tmp, registries):
-    from precipdiff.inference.registry import resolve_version
+    from precipdiff.registry import resolve_version
 
     client = registries["empty"]
     return (lambda: resolve_version("precipdiff-correction", client=client)), "the MLflow registry at sqlite:///"

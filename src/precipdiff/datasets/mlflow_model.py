@@ -5,9 +5,13 @@ pickles the module or exports it with ``torch.export`` (fixed input shapes, no `
 method). We log a pyfunc model *from code* (:mod:`precipdiff.serving.pyfunc_model`) whose artifacts
 are the ``state_dict`` (loaded with ``weights_only=True``) and the JSON ``model_config`` — nothing is
 unpickled on load — with an input example and signature, and register it under
-``registered_model_name``. Loading returns the model saved earlier in the same run if any, else
-the registry version given by ``load_args`` (``alias`` such as ``champion``, or ``version``,
-``"latest"`` by default).
+``registered_model_name``.
+
+Loading returns the model saved earlier in the same run if any, else the registry version that
+``load_args`` (``version``, ``run_id``, ``alias``; none = the latest) ask for, with the one
+precedence and the one ``weights_only`` load path of :mod:`precipdiff.registry`
+(``version > run_id > alias > latest``). Training, evaluation and inference all read and write
+registered models through this dataset.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
+from precipdiff import registry
 from precipdiff.serving import pyfunc_model
 from precipdiff.training.artifact import TrainedModel
 
@@ -42,13 +47,23 @@ def version_tags(info: dict) -> dict[str, str]:
 
 
 class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
-    """Save: log + register a :class:`TrainedModel` in the active MLflow run. Load: from the registry."""
+    """Save: log + register a :class:`TrainedModel` in the active MLflow run. Load: from the registry.
+
+    ``load_args``: ``version`` (a number or ``latest``), ``run_id`` (the training run), ``alias``
+    (e.g. ``champion``); the first one given wins, in that order, and none means the latest version.
+    """
+
+    LOAD_KEYS = ("version", "run_id", "alias")
 
     def __init__(self, *, name: str, registered_model_name: str, load_args: dict | None = None,
                  metadata: dict | None = None):
         self._name = name
         self._registered = registered_model_name
-        self._load_args = {"alias": None, "version": "latest", **(load_args or {})}
+        unknown = sorted(set(load_args or {}) - set(self.LOAD_KEYS))
+        if unknown:
+            raise DatasetError(f"{registered_model_name}: unknown load_args {unknown}; expected some of "
+                               f"{list(self.LOAD_KEYS)}")
+        self._load_args = {k: (load_args or {}).get(k) for k in self.LOAD_KEYS}
         self._last: TrainedModel | None = None
         self.metadata = metadata
 
@@ -82,19 +97,12 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
     def load(self) -> TrainedModel:
         if self._last is not None:
             return self._last
-        uri = self.model_uri()
-        try:
-            wrapper = mlflow.pyfunc.load_model(uri).unwrap_python_model()
-        except Exception as exc:  # noqa: BLE001 - re-raised with the model named
-            raise DatasetError(f"{self._registered}: cannot load {uri}: {exc}") from exc
-        return wrapper.trained
+        return registry.load_registered(self._registered, **self._load_args)
 
-    def model_uri(self) -> str:
-        """``models:/<name>@<alias>`` or ``models:/<name>/<version>`` from ``load_args``."""
-        alias, version = self._load_args.get("alias"), self._load_args.get("version")
-        if alias:
-            return f"models:/{self._registered}@{alias}"
-        return f"models:/{self._registered}/{version}"
+    @property
+    def load_args(self) -> dict:
+        """What a load asks the registry for: ``{"version", "run_id", "alias"}`` (None = not given)."""
+        return dict(self._load_args)
 
     def _exists(self) -> bool:
         return self._last is not None

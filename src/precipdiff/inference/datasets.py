@@ -2,11 +2,12 @@
 
 * :class:`SatelliteFilesDataset` — load: the input files (:class:`SatelliteFiles`), read by the
   first node for the box and hours in the parameters (like a ``PartitionedDataset``'s loaders);
-* :class:`RegisteredModelDataset` — load: a model from the MLflow registry by alias, version or
-  training run id (read-only; training saves through ``MlflowResidualModelDataset``);
 * :class:`EnsembleNetCDFDataset` — save: an :class:`~precipdiff.inference.output.EnsembleJob`,
   computed and written hour by hour by :class:`~precipdiff.inference.output.EnsembleStore`;
   load: the consolidated NetCDF (lazy).
+
+The models come from the registry through :class:`~precipdiff.datasets.mlflow_model.MlflowResidualModelDataset`
+(``catalog_inference.yml``), the dataset training registers them with: nothing here talks to MLflow.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from typing import Any
 import xarray as xr
 from kedro.io import AbstractDataset, DatasetError
 
-from precipdiff.inference import inputs, registry
+from precipdiff.inference import inputs
 from precipdiff.inference.output import EnsembleJob, EnsembleStore
-from precipdiff.training.artifact import TrainedModel
 
 
 @dataclass(frozen=True)
@@ -49,26 +49,6 @@ class SatelliteFilesDataset(AbstractDataset[None, SatelliteFiles]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": self._path}
-
-
-class RegisteredModelDataset(AbstractDataset[None, TrainedModel]):
-    """A registered model by ``model_version`` > ``run_id`` > ``alias`` (see :mod:`precipdiff.inference.registry`)."""
-
-    def __init__(self, *, registered_model_name: str, alias: str | None = "champion", model_version=None,
-                 run_id: str | None = None, metadata: dict | None = None):
-        # ``model_version``: Kedro reserves ``version`` for its own versioned datasets
-        self._name, self._alias, self._version, self._run_id = registered_model_name, alias, model_version, run_id
-        self.metadata = metadata
-
-    def load(self) -> TrainedModel:
-        return registry.load_registered(self._name, alias=self._alias, version=self._version, run_id=self._run_id)
-
-    def save(self, data: TrainedModel) -> None:
-        raise DatasetError(f"{self._name}: RegisteredModelDataset is read-only; models are registered by training")
-
-    def _describe(self) -> dict[str, Any]:
-        return {"registered_model_name": self._name, "alias": self._alias, "model_version": self._version,
-                "run_id": self._run_id}
 
 
 class EnsembleNetCDFDataset(AbstractDataset[EnsembleJob, xr.Dataset]):

@@ -1,6 +1,7 @@
 """``kedro run --env test --pipelines=training,evaluation`` through a real KedroSession: outputs and MLflow."""
 
 import json
+import os
 
 import mlflow
 import numpy as np
@@ -73,20 +74,33 @@ def test_runtime_params_choose_the_registry_versions(evaluated_project):
     from kedro.framework.startup import bootstrap_project
 
     bootstrap_project(evaluated_project)
-    cases = [({}, "models:/precipdiff-correction/latest", "models:/precipdiff-downscaling/latest"),
-             ({"alias": "champion"}, "models:/precipdiff-correction@champion", "models:/precipdiff-downscaling@champion"),
-             ({"correction": {"alias": "champion"}, "downscaling": {"version": 1}, "downscaling_regression": {"version": 1}},
-              "models:/precipdiff-correction@champion", "models:/precipdiff-downscaling/1")]
+    latest = {"version": None, "run_id": None, "alias": None}  # nothing asked: the latest version
+    champion = {**latest, "alias": "champion"}
+    cases = [({}, latest, latest),
+             ({"alias": "champion"}, champion, champion),
+             ({"correction": {"alias": "champion"}, "downscaling": {"version": 1, "run_id": "abc"},
+               "downscaling_regression": {"version": 1}},
+              champion, {**latest, "version": 1, "run_id": "abc"})]
     for models, correction, downscaling in cases:
         runtime = {"evaluation": {"models": models}} if models else {}
         with KedroSession.create(project_path=evaluated_project, env="test", runtime_params=runtime) as session:
             catalog = session.load_context().catalog
-            assert catalog.get("correction_diffusion_model").model_uri() == correction
-            assert catalog.get("downscaling_diffusion_model").model_uri() == downscaling
+            assert catalog.get("correction_diffusion_model").load_args == correction
+            assert catalog.get("downscaling_diffusion_model").load_args == downscaling
             candidates = catalog.get("evaluation.champion")._describe()["candidates"]
-            assert candidates["correction"]["alias"] == ("champion" if models else None)
-        regression = catalog.get("downscaling_regression_model").model_uri()
-        assert regression.endswith("/1" if "downscaling_regression" in models else "/latest")
+            assert candidates["correction"] == correction and candidates["downscaling"] == downscaling
+        regression = catalog.get("downscaling_regression_model").load_args
+        assert regression == {**latest, "version": 1 if "downscaling_regression" in models else None}
+    cwd = os.getcwd()
+    os.chdir(evaluated_project)  # the MLflow store is the project's (conf/base/mlflow.yml)
+    try:
+        with KedroSession.create(project_path=evaluated_project, env="test",
+                                 runtime_params={"evaluation": {"models": {"alias": "champion"}}}) as session:
+            catalog = session.load_context().catalog  # loaded by precipdiff.registry: the champion is version 1
+            assert catalog.load("correction_diffusion_model").info["registered"]["version"] == "1"
+    finally:
+        os.chdir(cwd)
+        mlflow.set_tracking_uri(None)
 
 
 def test_both_residual_bases_train_register_and_load(evaluated_project):
@@ -94,7 +108,7 @@ def test_both_residual_bases_train_register_and_load(evaluated_project):
     registered downscaling model carries its regression (``mean.*``) and samples whole residuals."""
     import torch
 
-    from precipdiff.inference.registry import load_registered
+    from precipdiff.registry import load_registered
 
     mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
     try:

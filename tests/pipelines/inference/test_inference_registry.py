@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from precipdiff.inference.registry import ModelNotFoundError, load_version, resolve_version
+from precipdiff.registry import ModelNotFoundError, load_version, resolve_version
 
 
 def test_alias_version_and_run_id_find_the_same_version(registry):

@@ -1,4 +1,4 @@
-"""The only place the evaluation talks to the MLflow model registry: two small Kedro datasets.
+"""The evaluation's champion bookkeeping in the MLflow model registry: two small Kedro datasets.
 
 * :class:`ChampionDataset` (load): the versions behind the alias (``champion``) of
   ``precipdiff-correction`` / ``precipdiff-downscaling``, the versions the evaluated models
@@ -8,7 +8,8 @@
   versions (so the MLflow UI shows the scores and the reason), then moves the alias if
   ``promote``.
 
-Both use the tracking/registry URI kedro-mlflow configured (``conf/base/mlflow.yml``).
+Both use the tracking/registry URI kedro-mlflow configured (``conf/base/mlflow.yml``). Which version
+a request means and how it loads is :mod:`precipdiff.registry`'s (one precedence, one load path).
 """
 
 from __future__ import annotations
@@ -19,38 +20,10 @@ from typing import Any
 import mlflow
 from kedro.io import AbstractDataset, DatasetError
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
-from precipdiff.datasets.mlflow_model import MlflowResidualModelDataset
+from precipdiff import registry
 
 log = logging.getLogger(__name__)
-
-
-def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
-    """Version behind ``name@alias``, None if the model or the alias does not exist."""
-    return None if (mv := _by_alias(client, name, alias)) is None else str(mv.version)
-
-
-def _by_alias(client: MlflowClient, name: str, alias: str):
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
-
-
-def resolve_version(client: MlflowClient, name: str, load_args: dict | None) -> str | None:
-    """The version ``load_args`` (``alias`` or ``version``; ``"latest"`` = highest) points to, or None."""
-    load_args = load_args or {}
-    if load_args.get("alias"):
-        return alias_version(client, name, load_args["alias"])
-    version = load_args.get("version", "latest")
-    if version not in (None, "latest"):
-        return str(version)
-    try:
-        versions = client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return None
-    return str(max(int(v.version) for v in versions)) if versions else None
 
 
 class ChampionDataset(AbstractDataset[None, dict]):
@@ -71,15 +44,15 @@ class ChampionDataset(AbstractDataset[None, dict]):
 
     def load(self) -> dict:
         client = MlflowClient()
-        held = {s: _by_alias(client, n, self._alias) for s, n in self._names.items()}
+        held = {s: registry.find_version(n, alias=self._alias, client=client) for s, n in self._names.items()}
         versions = {s: None if mv is None else str(mv.version) for s, mv in held.items()}
         tags = {s: {} if mv is None else dict(mv.tags) for s, mv in held.items()}
-        candidates = {s: resolve_version(client, n, self._candidates.get(s)) for s, n in self._names.items()}
+        found = {s: registry.find_version(n, client=client, **self._candidates.get(s, {}))
+                 for s, n in self._names.items()}
+        candidates = {s: None if mv is None else str(mv.version) for s, mv in found.items()}
         models = None
         if all(versions.values()) and versions != candidates:
-            models = {s: MlflowResidualModelDataset(name=f"{s}_champion", registered_model_name=n,
-                                                    load_args={"alias": self._alias}).load()
-                      for s, n in self._names.items()}
+            models = {s: registry.load_version(mv, self._alias) for s, mv in held.items()}
         return {"alias": self._alias, "registered_models": self._names, "versions": versions, "tags": tags,
                 "candidate_versions": candidates, "models": models}
 
