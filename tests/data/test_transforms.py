@@ -60,3 +60,16 @@ def test_absolute_residual_is_in_mm_h_and_clipped_at_zero():
     np.testing.assert_allclose(transforms.apply_residual(base, np.array([-3.0, -9.0]), "absolute"), [0.0, 0.0])
     with pytest.raises(ValueError, match="training.residual"):
         transforms.make_residual(base, target, "ratio")
+
+
+def test_condition_is_the_base_then_the_static_channels_in_degrees():
+    base = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
+    lat, lon = np.array([47.05, 47.15, 47.25]), np.array([-122.35, -122.25, -122.15, -122.05])
+    cond = transforms.condition(base, ["lon", "lat"], lat, lon)  # the order asked for
+    assert cond.shape == (2, 3, 3, 4) and cond.dtype == np.float32 and cond.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(cond[:, 0], base.astype(np.float32))
+    np.testing.assert_array_equal(cond[1, 1, 2], lon.astype(np.float32))  # longitude varies along a row
+    np.testing.assert_array_equal(cond[0, 2, :, 3], lat.astype(np.float32))  # latitude along a column
+    assert transforms.condition(base, [], lat, lon).shape == (2, 1, 3, 4)
+    with pytest.raises(ValueError, match=r"static_channels: unknown \['elevation'\]; expected any of \['lat', 'lon'\]"):
+        transforms.condition(base, ["lat", "elevation"], lat, lon)

@@ -38,7 +38,7 @@ def test_unet_domain_within_one_tile_equals_a_direct_untiled_sampler_call():
     settings = chain.ChainSettings(tile=64, batch_size=3)
     out = chain.apply_model(model, base, *fine, latents, settings)
 
-    cond = torch.from_numpy(chain.condition(base, model.info, *fine))
+    cond = torch.from_numpy(chain.transforms.condition(base, model.info["channels"][1:], *fine))
     with torch.inference_mode():
         direct = edm_sampler(model.model.precond, model.model.normalise_cond(cond),
                              torch.from_numpy(latents.full()), num_steps=3)

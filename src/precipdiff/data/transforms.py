@@ -6,6 +6,8 @@ where noted) and are vectorised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -80,6 +82,29 @@ def upsample(values, factor: int = NEST, method: str = "nearest"):
         raise ValueError(f"upsampling method must be 'nearest' or 'bilinear', got {method!r}")
     y = y.reshape(*lead, *y.shape[-2:])
     return y.numpy() if is_numpy else y
+
+
+STATIC_CHANNELS = ("lat", "lon")  # what a model's condition may add to its base field (degrees)
+
+
+def condition(base: np.ndarray, static: Sequence[str], lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """The model condition ``(T, 1 + len(static), H, W)`` float32: the base field ``(T, H, W)``
+    (transformed units) then the static channels named in ``static``, cell-centre latitude / longitude
+    in degrees of the axes ``lat`` ``(H,)`` and ``lon`` ``(W,)``.
+
+    The one builder of the condition for training pairs, the sampler selection, evaluation and
+    inference: ``static`` is ``<stage>_training.static_channels`` at training, then the model's
+    ``info["channels"][1:]``.
+    """
+    unknown = sorted(set(static) - set(STATIC_CHANNELS))
+    if unknown:
+        raise ValueError(f"static_channels: unknown {unknown}; expected any of {list(STATIC_CHANNELS)}")
+    grids = {"lat": lat[:, None], "lon": lon[None, :]}
+    out = np.empty((base.shape[0], 1 + len(static), *base.shape[-2:]), np.float32)
+    out[:, 0] = base
+    for k, name in enumerate(static, start=1):
+        out[:, k] = np.broadcast_to(grids[name], base.shape[-2:])
+    return out
 
 
 # ---- residual variants --------------------------------------------------------------------------

@@ -188,13 +188,6 @@ def member_latents(seeds: Sequence[int], hour_keys: Sequence[int], shapes: Seque
     return out
 
 
-def condition(base: np.ndarray, info: dict, lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """``(B, C, H, W)`` condition: the base field then the model's static channels (degrees)."""
-    grids = {"lat": np.broadcast_to(lat[:, None], base.shape[-2:]), "lon": np.broadcast_to(lon[None, :], base.shape[-2:])}
-    extra = [np.broadcast_to(grids[name], base.shape) for name in info["channels"][1:]]
-    return np.stack([base, *extra], axis=1).astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------------- tiling
 
 
@@ -359,7 +352,7 @@ def apply_model(trained: TrainedModel, base: np.ndarray, lat: np.ndarray, lon: n
 
     def tile_inputs(b: int, rows: slice, cols: slice):
         part = base[b, rows, cols][None]
-        cond = condition(part, {"channels": ["base", *names]}, lat[rows], lon[cols])[0]
+        cond = transforms.condition(part, names, lat[rows], lon[cols])[0]
         if latents is None:
             z = np.zeros((1, *part.shape[-2:]))
         elif isinstance(latents, LatentField):

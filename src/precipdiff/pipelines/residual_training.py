@@ -65,26 +65,13 @@ class TrainingPairs:
         return transforms.apply_residual(self.base[idx], res, self.residual_kind, self.transform)
 
 
-def static_channels(lat: np.ndarray, lon: np.ndarray, names: list[str], n_times: int) -> np.ndarray:
-    """``(T, len(names), H, W)`` broadcast views of latitude / longitude in degrees."""
-    grids = {"lat": np.broadcast_to(lat[:, None], (lat.size, lon.size)),
-             "lon": np.broadcast_to(lon[None, :], (lat.size, lon.size))}
-    unknown = set(names) - set(grids)
-    if unknown:
-        raise ValueError(f"training.static_channels: unknown {sorted(unknown)}; use any of {sorted(grids)}")
-    if not names:
-        return np.empty((n_times, 0, lat.size, lon.size), np.float32)
-    stack = np.stack([grids[n] for n in names]).astype(np.float32)
-    return np.broadcast_to(stack[None], (n_times, *stack.shape))
-
-
 def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -> TrainingPairs:
     names = list(params.get("static_channels", []))
     lat, lon = ds["lat"].values, ds["lon"].values
     kind, name = params.get("residual", "transformed"), ds.attrs["transform"]
-    cond = np.concatenate([base[:, None], static_channels(lat, lon, names, len(base))], axis=1)
+    cond = transforms.condition(base, names, lat, lon)
     residual = transforms.make_residual(base, target, kind, name)[:, None].astype(np.float32)
-    return TrainingPairs(cond=np.ascontiguousarray(cond, dtype=np.float32), base=base[:, None], residual=residual,
+    return TrainingPairs(cond=cond, base=base[:, None], residual=residual,
                          times=ds["time"].values, split=ds["split"].values.astype(str), lat=lat, lon=lon,
                          channels=["base", *names], transform=name, upsampling=ds.attrs["upsampling"],
                          residual_kind=kind)
