@@ -28,6 +28,7 @@ import xarray as xr
 from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.data import transforms
+from precipdiff.datasets.metrics import metric_history, metric_series
 from precipdiff.inference.chain import pick_device, residual_sampler
 from precipdiff.nn.residual import with_mean
 from precipdiff.training.artifact import TrainedModel
@@ -140,8 +141,7 @@ def history_metrics(history: pd.DataFrame, prefix: str) -> dict:
     out = {}
     for col in ("train_loss", "val_loss", "lr", "samples_per_s"):
         if col in history:
-            out[f"{prefix}_{col}"] = [{"value": float(v), "step": int(s)}
-                                      for v, s in zip(history[col], history["epoch"]) if np.isfinite(v)]
+            out[f"{prefix}_{col}"] = metric_series(history[col], history["epoch"])
     return out
 
 
@@ -240,7 +240,7 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
         out["val_rmse_regression_mm_h"] = rmse(mm_h(pairs.target(idx, regression.model.predict(cond).numpy()))[:, 0],
                                                target)
     log.info("%s validation skill (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
-    return {k: [{"value": v, "step": 0}] for k, v in out.items()}
+    return metric_history(out)
 
 
 def validation_tiles(pairs: TrainingPairs, sel: dict) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from precipdiff.datasets.metrics import metric_history
 from precipdiff.verification import block_weights, bootstrap, hourly_sums, percentile_interval
 from precipdiff.verification.bootstrap import SCORES, psd_ratio_score
 
@@ -123,6 +124,5 @@ def interval_metrics(intervals: pd.DataFrame) -> dict:
         name = f"{r.stratum}.{r.stage}.{r.method}" + (f"_vs_{r.versus}.{r.metric}_{r.kind}" if r.versus
                                                        else f".{r.metric}")
         for suffix, value in (("", r.estimate), ("_low", r.ci_low), ("_high", r.ci_high)):
-            if np.isfinite(value):
-                out[name + suffix] = [{"value": float(value), "step": 0}]
-    return out
+            out[name + suffix] = value
+    return metric_history(out)

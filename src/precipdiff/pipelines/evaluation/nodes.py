@@ -17,6 +17,7 @@ import xarray as xr
 
 from precipdiff.baselines import QuantileMapping, fit_alpha
 from precipdiff.data import transforms
+from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import ChainSettings, hour_keys
 from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
@@ -314,7 +315,7 @@ def assemble_metrics(params: dict, *tables: pd.DataFrame) -> pd.DataFrame:
 
 
 def headline_metrics(metrics: pd.DataFrame, params: dict) -> dict:
-    """Metrics for MLflow (``{name: [{"value", "step"}]}``): ``<stage>.<method>.<metric>[_<thr>mm_h]``."""
+    """MLflow run metrics (:func:`~precipdiff.datasets.metrics.metric_history`): ``<stage>.<method>.<metric>[_<thr>mm_h]``."""
     out = {}
     for spec in params["headline"]:
         sel = (metrics["metric"] == spec["metric"]) & (metrics["stage"] == spec.get("stage", "fine"))
@@ -325,9 +326,8 @@ def headline_metrics(metrics: pd.DataFrame, params: dict) -> dict:
         for r in metrics[sel].itertuples():
             suffix = f"_{r.threshold:g}mm_h" if "threshold" in spec else ""
             suffix += f"_scale{r.scale:g}" if "scale" in spec else ""
-            if np.isfinite(r.value):
-                out[f"{r.stage}.{r.method}.{r.metric}{suffix}"] = [{"value": float(r.value), "step": 0}]
-    return out
+            out[f"{r.stage}.{r.method}.{r.metric}{suffix}"] = r.value
+    return metric_history(out)
 
 
 # ---- model selection ----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import xarray as xr
 
 from precipdiff.baselines import QuantileMapping
 from precipdiff.data import transforms
+from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import ChainSettings
 from precipdiff.pipelines.evaluation import methods
 from precipdiff.training.artifact import TrainedModel
@@ -118,8 +119,7 @@ def _train_seconds(*models: TrainedModel) -> float:
 def cost_metrics(cost: pd.DataFrame) -> dict:
     """MLflow run metrics ``<method>.<column>`` (the catalog prefixes ``experiments.cost``)."""
     cols = ["train_seconds", "inference_seconds", "us_per_km2_member", "peak_rss_mb", "crps_fair"]
-    return {f"{r['method']}.{c}": [{"value": float(r[c]), "step": 0}]
-            for r in cost.to_dict("records") for c in cols if np.isfinite(r[c])}
+    return metric_history({f"{r['method']}.{c}": r[c] for r in cost.to_dict("records") for c in cols})
 
 
 def cost_markdown(cost: pd.DataFrame) -> str:

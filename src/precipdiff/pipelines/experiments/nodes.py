@@ -12,6 +12,7 @@ import copy
 import numpy as np
 import pandas as pd
 
+from precipdiff.datasets.metrics import metric_history
 from precipdiff.reporting.labels import column_name
 from precipdiff.training.artifact import TrainedModel
 
@@ -104,9 +105,8 @@ def experiment_metrics(table: pd.DataFrame) -> dict:
     catalog prefixes ``experiments.<name>``)."""
     out = {}
     for row in table.itertuples():
-        if np.isfinite(row.value):
-            key = f"{row.arm}.{row.method}.{column_name(row)}"
-            key = key.replace("@", "_at_").replace("/", "_px").replace(" (0.1°)", "_coarse")
-            key = key.replace(" (val. ", "_validation_").replace(")", "")
-            out[key] = [{"value": float(row.value), "step": 0}]
-    return out
+        key = f"{row.arm}.{row.method}.{column_name(row)}"
+        key = key.replace("@", "_at_").replace("/", "_px").replace(" (0.1°)", "_coarse")
+        key = key.replace(" (val. ", "_validation_").replace(")", "")
+        out[key] = row.value
+    return metric_history(out)

@@ -22,6 +22,7 @@ import xarray as xr
 import precipdiff
 from precipdiff.data import transforms
 from precipdiff.data.contract import RESOLUTION, VARIABLE, axis, snap_box
+from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import (SAMPLER_KEYS, ChainSettings, hour_keys, pick_device, resolved_precision,
                                         run_chain)
 from precipdiff.inference.datasets import SatelliteFiles
@@ -126,7 +127,7 @@ def ensemble_metrics(ensemble: xr.Dataset) -> dict:
               "clipped_corrected_cells": int(ensemble["clipped_corrected_cells"].sum())
               if "clipped_corrected_cells" in ensemble else 0}
     values["clipped_fraction"] = values["clipped_cells"] / max(int(ensemble["precipitation"].size), 1)
-    return {k: [{"value": float(v), "step": 0}] for k, v in values.items()}
+    return metric_history(values)
 
 
 def _check_models(correction: TrainedModel, downscaling: TrainedModel) -> str:
