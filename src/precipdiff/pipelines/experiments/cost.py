@@ -21,7 +21,6 @@ import pandas as pd
 import xarray as xr
 
 from precipdiff.baselines import QuantileMapping
-from precipdiff.data import transforms
 from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import ChainSettings
 from precipdiff.pipelines.evaluation import methods
@@ -70,16 +69,6 @@ def _in_fresh_process(*args) -> dict:
         return pool.submit(_run_method, *args).result()
 
 
-def _qm_fit_seconds(coarse: xr.Dataset, fine: xr.Dataset, qm: dict) -> float:
-    """Wall time of fitting the 1 km quantile mapping on the training split (as ``fit_baselines``)."""
-    started = time.perf_counter()
-    train = coarse["split"].values.astype(str) == "train"
-    inv = lambda da: transforms.inverse_transform(da.values[train], coarse.attrs["transform"])  # noqa: E731
-    QuantileMapping.fit(inv(coarse["satellite"]), inv(fine["radar"]), n_quantiles=int(qm["n_quantiles"]),
-                        wet_threshold=float(qm["wet_threshold_mm_h"]))
-    return time.perf_counter() - started
-
-
 def measure_cost(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, baselines: dict,
                  correction: TrainedModel, downscaling: TrainedModel, correction_regression: TrainedModel,
                  downscaling_regression: TrainedModel, metrics: pd.DataFrame, evaluation: dict,
@@ -87,14 +76,16 @@ def measure_cost(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, base
     """One row per method: ``train_seconds``, ``inference_seconds``, ``us_per_km2_member``,
     ``peak_rss_mb``, ``crps_fair`` (the evaluation's, mm/h) on the first ``params["hours"]`` evaluated hours.
 
-    Training time of the networks is the wall time of their training epochs (``train_seconds`` in
-    the model info, both stages, summed over resumes); NaN for models trained before it was recorded.
+    Training time is measured where the training happens: for the networks the wall time of their
+    training epochs (``train_seconds`` in the model info, both stages, summed over resumes), for
+    quantile mapping the fit of the 1 km mapping by the evaluation (``qm_fine_fit_seconds`` of
+    ``evaluation.baselines``); NaN where it was not recorded.
     """
     chunk = next(methods.iter_chunks(coarse, fine, hours.iloc[: int(params["hours"])], int(params["hours"])))
     settings = ChainSettings.from_params(evaluation["chain"], "evaluation.chain")
     area = area_km2(*chunk.fine_grid)
     crps = metrics[(metrics["metric"] == "crps_fair") & (metrics["stage"] == "fine")].set_index("method")["value"]
-    runs = {"qm_bilinear": ((None, None), _qm_fit_seconds(coarse, fine, evaluation["baselines"]["qm"])),
+    runs = {"qm_bilinear": ((None, None), float(baselines.get("qm_fine_fit_seconds", np.nan))),
             "regression_chain": ((correction_regression, downscaling_regression),
                                  _train_seconds(correction_regression, downscaling_regression)),
             "diffusion_chain": ((correction, downscaling), _train_seconds(correction, downscaling))}
