@@ -70,3 +70,10 @@ def test_fit_alpha_recovers_power_law_slope():
     # usable directly: the run records the alpha it was given
     _, info = rainfarm_ensemble(np.ones((1, 4, 4)), 10, 1, alpha=2.5, return_info=True)
     assert info["alpha"][0] == 2.5
+
+
+def test_members_share_the_diffusion_chain_seeds():
+    from precipdiff.inference.chain import ChainSettings
+
+    _, info = rainfarm_ensemble(np.ones((1, 4, 4)), 10, 3, seed=2024, return_info=True)
+    assert info["member_seeds"] == ChainSettings(n_members=3, seed=2024).seeds()  # one rule (precipdiff.seeds)

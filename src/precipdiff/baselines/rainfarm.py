@@ -6,7 +6,8 @@ kernel_type=None, spectral_fusion=False)``). pysteps draws its noise from the *g
 generator, so each call runs under ``np.random.seed`` of its own seed and the caller's global
 state is restored afterwards (not thread-safe: do not run two calls in threads at once).
 
-Seeds: member m of a run with ``seed`` gets ``member_seeds(seed, M)[m]``; its field at time t is
+Seeds: member m of a run with ``seed`` gets ``member_seeds(seed, M)[m]`` (:mod:`precipdiff.seeds`,
+the diffusion chain's rule too); its field at time t is
 drawn with ``SeedSequence([member_seed, t0 + t])``, so a member does not depend on the number of
 members, and a long series downscaled in chunks (passing each chunk's ``t0``) equals one call.
 
@@ -28,14 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from precipdiff.seeds import member_seeds
+
 __all__ = ["rainfarm_ensemble", "member_seeds", "fit_alpha"]
 
 ALPHA_FALLBACK = 2.0  # used when alpha cannot be estimated (e.g. a constant field); arbitrary
-
-
-def member_seeds(seed: int, n_members: int) -> list[int]:
-    """Independent 32-bit seeds of the members of a run (``SeedSequence(seed).spawn``)."""
-    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n_members)]
 
 
 def fit_alpha(fields, pixel_km: float = 1.0, min_km: float = 2.0, max_km: float = np.inf) -> float:

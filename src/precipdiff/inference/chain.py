@@ -30,6 +30,7 @@ from precipdiff.data import transforms
 from precipdiff.data.contract import NEST
 from precipdiff.nn.precond import EDMPrecond
 from precipdiff.nn.sampler import edm_sampler
+from precipdiff.seeds import member_seeds
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.distributed import pick_device  # noqa: F401  (also used by the inference nodes)
 
@@ -125,11 +126,6 @@ def _check_sampler(sampler: Mapping) -> None:
         raise ChainSettingError("sampler.solver", sampler["solver"], " or ".join(repr(s) for s in SOLVERS))
     if "S_churn" in sampler and float(sampler["S_churn"]) < 0:
         raise ChainSettingError("sampler.S_churn", sampler["S_churn"], "a number >= 0")
-
-
-def member_seeds(seed: int, n_members: int) -> list[int]:
-    """Independent per-member seeds derived from one seed (recorded in outputs)."""
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n_members, dtype=np.uint32)]
 
 
 def hour_keys(times) -> list[int]:
