@@ -100,7 +100,7 @@ def main() -> None:
 
 
 def report(intervals: pd.DataFrame, labels: list[str], n_hours: int, selection: str) -> None:
-    rows = intervals[(intervals["stage"] == "fine")]
+    rows = intervals[(intervals["grid"] == "fine")]
     print(f"\n{n_hours} validation hours ({selection}); 1 km scores of the diffusion chain, 95 % block-bootstrap intervals")
     for stratum in ("all", "wettest"):
         print(f"\n| {stratum} | " + " | ".join(labels) + f" | {labels[1]} − {labels[0]} |\n|---|---|---|---|")

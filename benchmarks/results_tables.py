@@ -20,7 +20,7 @@ from precipdiff.reporting.report import INTERVAL_BLOCKS
 
 def targets(intervals: pd.DataFrame, stratum: str = "all") -> pd.DataFrame:
     """The ensemble-quality targets of the diffusion chain (1 km) with the measured estimate and interval."""
-    rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == "fine")]
+    rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == "fine")]
 
     def get(metric, kind="value", versus=""):
         sel = rows[(rows["method"] == "diffusion_chain") & (rows["metric"] == metric) & (rows["kind"] == kind)
@@ -46,7 +46,7 @@ def targets(intervals: pd.DataFrame, stratum: str = "all") -> pd.DataFrame:
             out.append({"target": f"fair CRPS ≥ 15 % below {other}, CI excluding 0",
                         "measured": f"{1 - r.estimate:+.1%} [{1 - r.ci_high:+.1%}, {1 - r.ci_low:+.1%}] below",
                         "met": "yes" if (1 - r.estimate) >= 0.15 and excl else "no"})
-    block = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == "downscaling_only")]
+    block = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == "downscaling_only")]
     for other in ("ds_rainfarm", "ds_bilinear"):
         sel = block[(block["method"] == "ds_diffusion") & (block["metric"] == "crps_fair")
                     & (block["kind"] == "difference") & (block["versus"] == other)]
@@ -69,16 +69,17 @@ def main() -> None:
     ap.add_argument("--targets", action="store_true", help="also the targets table")
     args = ap.parse_args()
     intervals = pd.read_parquet(args.project / "data/08_reporting/intervals.parquet")
+    intervals = intervals.rename(columns={"stage": "grid"})  # written before #15 renamed the column
     for stratum in dict.fromkeys(intervals["stratum"]):
-        for stage, method, title in INTERVAL_BLOCKS:
-            rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == stage)]
+        for grid, method, title in INTERVAL_BLOCKS:
+            rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == grid)]
             if rows.empty:
                 continue
             n = int(rows["n_hours"].iloc[0])
             print(f"\n#### `{stratum}`: {title} ({n} hours), estimate [95 % interval]\n")
-            print(markdown(value_table(intervals, stratum, stage)))
+            print(markdown(value_table(intervals, stratum, grid)))
             print(f"\n`{method}` against each method (Δ = {method} − method, * = interval excludes 0):\n")
-            print(markdown(paired_table(intervals, method, stratum, stage)))
+            print(markdown(paired_table(intervals, method, stratum, grid)))
         if args.targets:
             print(f"\nTargets (`{stratum}`):\n")
             print(markdown(targets(intervals, stratum)))

@@ -70,5 +70,5 @@ def test_records_are_tidy(make, ens_obs):
     ens, obs = ens_obs
     acc = make()
     acc.accum(ens if make in ENSEMBLE else ens[:, 0], obs)
-    df = v.tidy(acc.records(), method="m", stage="test")
+    df = v.tidy(acc.records(), method="m", grid="test")
     assert list(df.columns) == list(v.COLUMNS) and len(df) > 0

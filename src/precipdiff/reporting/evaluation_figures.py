@@ -61,9 +61,9 @@ def sample_maps(samples: xr.Dataset, vmax_percentile: float = 99.5) -> go.Figure
     return fig
 
 
-def metric_bars(metrics: pd.DataFrame, specs: list[dict], stage: str = "fine") -> go.Figure:
+def metric_bars(metrics: pd.DataFrame, specs: list[dict], grid: str = "fine") -> go.Figure:
     """One bar panel per metric spec ``{"metric", "threshold"?, "scale"?, "title"?}``, bars per method."""
-    df = metrics[metrics["stage"] == stage]
+    df = metrics[metrics["grid"] == grid]
     fig = make_subplots(rows=1, cols=len(specs), subplot_titles=[s.get("title", s["metric"]) for s in specs])
     for j, spec in enumerate(specs, start=1):
         sel = df[df["metric"] == spec["metric"]]
@@ -74,8 +74,8 @@ def metric_bars(metrics: pd.DataFrame, specs: list[dict], stage: str = "fine") -
         order = [m for m in _methods(df) if m in sel.index]
         fig.add_trace(go.Bar(x=order, y=[sel[m] for m in order], marker_color=[COLOURS.get(m, "grey") for m in order],
                              showlegend=False, hovertemplate="%{x}: %{y:.4g}<extra></extra>"), row=1, col=j)
-    where = "0.01° vs radar" if stage == "fine" else "0.1° vs max-pooled radar"
-    fig.update_layout(title=f"Scores per method ({stage}: {where})",
+    where = "0.01° vs radar" if grid == "fine" else "0.1° vs max-pooled radar"
+    fig.update_layout(title=f"Scores per method ({grid}: {where})",
                       height=420, width=max(320 * len(specs), 600), bargap=0.15)
     fig.update_xaxes(tickangle=45)
     return fig
@@ -83,13 +83,13 @@ def metric_bars(metrics: pd.DataFrame, specs: list[dict], stage: str = "fine") -
 
 def coarse_metric_bars(metrics: pd.DataFrame, specs: list[dict]) -> go.Figure:
     """:func:`metric_bars` of the correction stage (0.1° vs the max-pooled radar)."""
-    return metric_bars(metrics, specs, stage="coarse")
+    return metric_bars(metrics, specs, grid="coarse")
 
 
 def psd_curves(metrics: pd.DataFrame) -> go.Figure:
     """Mean RAPSD per method and the radar (left), PSD ratio to the radar (right), by wavelength (km)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=["power spectral density", "PSD ratio to radar"])
-    df = metrics[metrics["stage"] == "fine"]
+    df = metrics[metrics["grid"] == "fine"]
     for col, metric in ((1, "psd"), (2, "psd_ratio")):
         sel = df[df["metric"] == metric]
         for method in _methods(sel):
@@ -109,10 +109,10 @@ def rank_histograms(metrics: pd.DataFrame) -> go.Figure:
     """Rank (Talagrand) histograms of the ensemble methods; flat = calibrated, U = under-dispersive."""
     ranks = metrics[metrics["metric"].str.match(r"rank_\d+$")].copy()
     ranks["rank"] = ranks["metric"].str[5:].astype(int)
-    keys = list(dict.fromkeys(zip(ranks["stage"], ranks["method"])))
+    keys = list(dict.fromkeys(zip(ranks["grid"], ranks["method"])))
     fig = make_subplots(rows=1, cols=max(len(keys), 1), subplot_titles=[f"{m} ({s})" for s, m in keys])
-    for j, (stage, method) in enumerate(keys, start=1):
-        g = ranks[(ranks["stage"] == stage) & (ranks["method"] == method)].sort_values("rank")
+    for j, (grid, method) in enumerate(keys, start=1):
+        g = ranks[(ranks["grid"] == grid) & (ranks["method"] == method)].sort_values("rank")
         fig.add_trace(go.Bar(x=g["rank"], y=g["value"], marker_color=COLOURS.get(method, "grey"), showlegend=False),
                       row=1, col=j)
         fig.add_hline(y=1.0 / len(g), line_dash="dot", line_color="grey", row=1, col=j)
@@ -122,10 +122,10 @@ def rank_histograms(metrics: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def fss_curves(metrics: pd.DataFrame, stage: str = "fine", pixel_km: float = 1.0) -> go.Figure:
+def fss_curves(metrics: pd.DataFrame, grid: str = "fine", pixel_km: float = 1.0) -> go.Figure:
     """FSS vs neighbourhood width per threshold: ``fss`` of deterministic methods, ``fss_members``
     (solid) and ``fss_prob`` (dashed) of ensembles; grey dots: the "useful" level 0.5 + f_o/2."""
-    df = metrics[(metrics["stage"] == stage) & metrics["metric"].isin(["fss", "fss_members", "fss_prob", "fss_useful"])]
+    df = metrics[(metrics["grid"] == grid) & metrics["metric"].isin(["fss", "fss_members", "fss_prob", "fss_useful"])]
     thresholds = sorted(df["threshold"].dropna().unique())
     fig = make_subplots(rows=1, cols=len(thresholds), subplot_titles=[f"≥ {t:g} mm/h" for t in thresholds],
                         shared_yaxes=True)

@@ -32,9 +32,9 @@ def _ordered(methods) -> list[str]:
     return [m for m in METHOD_ORDER if m in present] + [m for m in present if m not in METHOD_ORDER]
 
 
-def value_table(intervals: pd.DataFrame, stratum: str = "all", stage: str = "fine") -> pd.DataFrame:
-    """Methods × scores of ``stratum``/``stage``, cells ``estimate [low, high]``."""
-    rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == stage)
+def value_table(intervals: pd.DataFrame, stratum: str = "all", grid: str = "fine") -> pd.DataFrame:
+    """Methods × scores of ``stratum``/``grid``, cells ``estimate [low, high]``."""
+    rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == grid)
                      & (intervals["kind"] == "value")]
     out = pd.DataFrame(index=pd.Index(_ordered(rows["method"]), name="method"))
     for metric, label in VALUE_COLUMNS.items():
@@ -46,11 +46,11 @@ def value_table(intervals: pd.DataFrame, stratum: str = "all", stage: str = "fin
 
 
 def paired_table(intervals: pd.DataFrame, method: str = "diffusion_chain", stratum: str = "all",
-                 stage: str = "fine") -> pd.DataFrame:
+                 grid: str = "fine") -> pd.DataFrame:
     """``method`` against every other method: per paired metric the difference (``method − other``)
     and the ratio (``method / other``), ``estimate [low, high]``. A difference whose interval
     excludes 0 is marked ``*``."""
-    rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == stage)
+    rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == grid)
                      & (intervals["method"] == method) & (intervals["kind"] != "value")]
     out = pd.DataFrame(index=pd.Index(_ordered(rows["versus"]), name="versus"))
     for (metric, kind), g in rows.groupby(["metric", "kind"], sort=False):
@@ -76,13 +76,13 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def paired_figure(intervals: pd.DataFrame, method: str = "diffusion_chain", stage: str = "fine"):
+def paired_figure(intervals: pd.DataFrame, method: str = "diffusion_chain", grid: str = "fine"):
     """Forest plot: ``method``'s paired change of fair CRPS and of RMSE against each other method,
     ratio − 1 in %, with its interval, one marker per stratum (left of 0 = ``method`` better)."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    rows = intervals[(intervals["method"] == method) & (intervals["stage"] == stage) & (intervals["kind"] == "ratio")]
+    rows = intervals[(intervals["method"] == method) & (intervals["grid"] == grid) & (intervals["kind"] == "ratio")]
     metrics = [m for m in ("crps_fair", "rmse") if m in set(rows["metric"])]
     fig = make_subplots(rows=1, cols=max(len(metrics), 1), shared_yaxes=True,
                         subplot_titles=[f"{VALUE_COLUMNS.get(m, m)}: {method} vs method (%)" for m in metrics])
@@ -96,6 +96,6 @@ def paired_figure(intervals: pd.DataFrame, method: str = "diffusion_chain", stag
                 error_x={"type": "data", "symmetric": False, "array": 100 * (g["ci_high"] - 1) - pct,
                          "arrayminus": pct - 100 * (g["ci_low"] - 1)}), row=1, col=col)
         fig.add_vline(x=0, line_dash="dot", line_color="grey", row=1, col=col)
-    fig.update_layout(title=f"Paired differences with 95 % intervals ({stage})", height=420,
+    fig.update_layout(title=f"Paired differences with 95 % intervals ({grid})", height=420,
                       width=max(520 * len(metrics), 600))
     return fig

@@ -12,6 +12,6 @@ def column_name(row) -> str:
         name += f"@{row.threshold:g}"
     if pd.notna(row.scale):
         name += f"/{row.scale:g}"
-    if row.stage.startswith("validation_"):
-        return f"{name} (val. {row.stage.removeprefix('validation_')})"
-    return name + (" (0.1°)" if row.stage == "coarse" else "")
+    if row.grid.startswith("validation_"):
+        return f"{name} (val. {row.grid.removeprefix('validation_')})"
+    return name + (" (0.1°)" if row.grid == "coarse" else "")

@@ -73,14 +73,14 @@ td:first-child,th:first-child{text-align:left}.best{font-weight:bold;background:
 """
 
 
-def headline_table(metrics: pd.DataFrame, stage: str = "fine", fss_scale: float = 21,
+def headline_table(metrics: pd.DataFrame, grid: str = "fine", fss_scale: float = 21,
                    max_km: float = 10) -> pd.DataFrame:
-    """One row per method of ``stage``, the headline columns of :data:`HEADLINE` (NaN where absent)."""
-    df = metrics[metrics["stage"] == stage]
+    """One row per method of ``grid``, the headline columns of :data:`HEADLINE` (NaN where absent)."""
+    df = metrics[metrics["grid"] == grid]
     present = set(df["method"]) - {"radar"}
     methods = [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
     out = pd.DataFrame(index=pd.Index(methods, name="method"))
-    for label, names, thr, scale in HEADLINE[stage]:
+    for label, names, thr, scale in HEADLINE[grid]:
         col = label.format(scale=fss_scale, max_km=max_km)
         out[col] = [_lookup(df, m, names, thr, fss_scale if scale == "fss" else None) for m in methods]
     return out.dropna(axis=1, how="all")
@@ -132,7 +132,7 @@ def _selection_html(sel: dict) -> str:
             f"(<code>eval.*</code>) on the model versions in the MLflow registry.</p>")
 
 
-#: (stage, method paired against the others, title) of the interval tables
+#: (grid, method paired against the others, title) of the interval tables
 INTERVAL_BLOCKS = [("fine", "diffusion_chain", "the full chain and every method, 1 km"),
                    ("downscaling_only", "ds_diffusion", "the downscaling stage alone, from the true radar at 0.1°")]
 
@@ -141,14 +141,14 @@ def _intervals_html(intervals: pd.DataFrame, level: float) -> str:
     """Per stratum and block: the scores with their intervals, and the paired method against each other."""
     parts = []
     for stratum in dict.fromkeys(intervals["stratum"]):
-        for stage, method, title in INTERVAL_BLOCKS:
-            rows = intervals[(intervals["stratum"] == stratum) & (intervals["stage"] == stage)]
+        for grid, method, title in INTERVAL_BLOCKS:
+            rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == grid)]
             if rows.empty:
                 continue
             parts += [f"<h3>Stratum <code>{html.escape(stratum)}</code>: {html.escape(title)} "
-                      f"({int(rows['n_hours'].iloc[0])} hours)</h3>", value_table(intervals, stratum, stage).to_html(),
+                      f"({int(rows['n_hours'].iloc[0])} hours)</h3>", value_table(intervals, stratum, grid).to_html(),
                       f"<p><code>{method}</code> against each method (same resampled hours; Δ = {method} − method, "
-                      f"* = the interval excludes 0):</p>", paired_table(intervals, method, stratum, stage).to_html()]
+                      f"* = the interval excludes 0):</p>", paired_table(intervals, method, stratum, grid).to_html()]
     return (f"<p>{level:.0%} hour-block bootstrap intervals (percentile; resampled blocks of consecutive "
             f"evaluated hours): a difference whose interval contains 0 is not distinguishable from noise "
             f"on these hours.</p>" + "".join(parts))

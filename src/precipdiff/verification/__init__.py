@@ -14,7 +14,7 @@ module                 contents
 ``spectral``           RAPSD of batches, PSD ratio, ratio at small scales, slope
 ``intensity``          count / bias / RMSE per observed-intensity bin
 ``artefacts``          seam ratio at block borders, over-smoothing flag
-``tables``             tidy score table (method, stage, metric, threshold, scale, value)
+``tables``             tidy score table (method, grid, metric, threshold, scale, value), row specs
 ``bootstrap``          per-hour sums and hour-block bootstrap confidence intervals
 =====================  ===================================================================
 """
@@ -55,7 +55,7 @@ from precipdiff.verification.spectral import (
     psd_slope,
     rapsd,
 )
-from precipdiff.verification.tables import COLUMNS, tidy
+from precipdiff.verification.tables import COLUMNS, select, tidy
 
 __all__ = [
     "BrierScores",
@@ -91,6 +91,7 @@ __all__ = [
     "ratio_of_totals",
     "rmse",
     "seam_ratio",
+    "select",
     "tidy",
     "valid_pairs",
 ]

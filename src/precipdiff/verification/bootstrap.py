@@ -27,7 +27,7 @@ __all__ = ["SCORES", "psd_ratio_score", "HOURLY_COLUMNS", "HourlyStats", "STAT_N
            "hourly_table", "percentile_interval"]
 
 #: Columns of :func:`hourly_table`: ``scale`` is the PSD wavelength (km) of ``stat == "psd"`` rows, NaN otherwise.
-HOURLY_COLUMNS = ("method", "stage", "hour_key", "stat", "scale", "value")
+HOURLY_COLUMNS = ("method", "grid", "hour_key", "stat", "scale", "value")
 
 #: Per-hour sums kept by :class:`HourlyStats` (over the valid pixels of that hour; ``f`` is the
 #: forecast, the member mean of an ensemble, ``y`` the observation, mm/h).
@@ -80,11 +80,11 @@ class HourlyStats:
 
 
 def hourly_table(stats: Mapping[tuple[str, str], HourlyStats]):
-    """Long table (:data:`HOURLY_COLUMNS`) of the per-hour sums of several ``(method, stage)``."""
+    """Long table (:data:`HOURLY_COLUMNS`) of the per-hour sums of several ``(method, grid)``."""
     import pandas as pd
 
     parts = []
-    for (method, stage), acc in stats.items():
+    for (method, grid), acc in stats.items():
         keys, sums, psd = acc.arrays()
         if keys.size == 0:
             continue
@@ -94,18 +94,18 @@ def hourly_table(stats: Mapping[tuple[str, str], HourlyStats]):
             lam = np.broadcast_to(acc.wavelength_km, psd.shape)
             long = pd.concat([long, pd.DataFrame({"hour_key": np.repeat(keys, psd.shape[1]), "stat": "psd",
                                                   "scale": lam.ravel(), "value": psd.ravel()})], ignore_index=True)
-        parts.append(long.assign(method=method, stage=stage))
+        parts.append(long.assign(method=method, grid=grid))
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=float if c in ("scale", "value") else object) for c in HOURLY_COLUMNS})
     return pd.concat(parts, ignore_index=True)[list(HOURLY_COLUMNS)]
 
 
-def hourly_sums(table, method: str, stage: str, keys) -> dict[str, np.ndarray] | None:
-    """Per-hour sums of one ``(method, stage)`` of :func:`hourly_table` for the hours ``keys`` (in
+def hourly_sums(table, method: str, grid: str, keys) -> dict[str, np.ndarray] | None:
+    """Per-hour sums of one ``(method, grid)`` of :func:`hourly_table` for the hours ``keys`` (in
     that order): ``{stat: (N,)}`` and, where spectra were kept, ``psd`` (N, K) with NaN → 0,
     ``psd_n`` (N,) 1 where the hour's spectrum is valid, and ``wavelength_km`` (K,) (not a sum).
     None if the method lacks one of the hours."""
-    rows = table[(table["method"] == method) & (table["stage"] == stage)]
+    rows = table[(table["method"] == method) & (table["grid"] == grid)]
     keys = np.asarray(keys, dtype=np.int64)
     wide = rows[rows["stat"] != "psd"].pivot_table(index="hour_key", columns="stat", values="value")
     if rows.empty or not np.isin(keys, wide.index).all():

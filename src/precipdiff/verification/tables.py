@@ -1,10 +1,12 @@
-"""One tidy table for every score: columns method, stage, metric, threshold, scale, value.
+"""One tidy table for every score: columns method, grid, metric, threshold, scale, value.
 
 Every accumulator in :mod:`precipdiff.verification` has ``records()`` returning rows
 ``{"metric", "value"[, "threshold"][, "scale"]}``; the evaluation pipeline adds ``method`` and
-``stage`` and concatenates the tables before writing Parquet.
+``grid`` and concatenates the tables before writing Parquet.
 
-Column meanings: ``threshold`` is a rate in mm/h (event threshold, or the lower edge of an
+Column meanings: ``grid`` is where a method is scored, named by the caller (the evaluation:
+``fine`` = 0.01°, ``coarse`` = 0.1°, ``downscaling_only`` for its block, ``cost`` for timings);
+``threshold`` is a rate in mm/h (event threshold, or the lower edge of an
 intensity bin); ``scale`` is a length whose unit the metric fixes: FSS neighbourhood width and
 seam block size in pixels, PSD wavelength in km. Both are NaN where not applicable.
 """
@@ -16,10 +18,11 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-__all__ = ["COLUMNS", "tidy"]
+__all__ = ["COLUMNS", "SPEC_KEYS", "select", "tidy"]
 
-COLUMNS = ("method", "stage", "metric", "threshold", "scale", "value")
-_REQUIRED = ("method", "stage", "metric", "value")
+COLUMNS = ("method", "grid", "metric", "threshold", "scale", "value")
+_REQUIRED = ("method", "grid", "metric", "value")
+SPEC_KEYS = ("metric", "grid", "threshold", "scale")  # a row spec such as {metric: csi, threshold: 5.0}
 
 
 def tidy(records: Iterable[Mapping], **constants) -> pd.DataFrame:
@@ -29,15 +32,15 @@ def tidy(records: Iterable[Mapping], **constants) -> pd.DataFrame:
     ----------
     records : iterable of mapping
         Rows with keys ``metric`` and ``value``, optional ``threshold`` and ``scale``, and
-        ``method``/``stage`` unless given in ``constants``.
+        ``method``/``grid`` unless given in ``constants``.
     **constants
-        Values for columns missing from the rows, e.g. ``method="qm", stage="test"``; a key
+        Values for columns missing from the rows, e.g. ``method="qm", grid="test"``; a key
         present in a row wins over the constant.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``COLUMNS``: method, stage, metric (str); threshold, scale, value (float64).
+        Columns ``COLUMNS``: method, grid, metric (str); threshold, scale, value (float64).
     """
     unknown = set(constants) - set(COLUMNS)
     if unknown:
@@ -53,8 +56,25 @@ def tidy(records: Iterable[Mapping], **constants) -> pd.DataFrame:
             )
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for col in ("method", "stage", "metric"):
+    for col in ("method", "grid", "metric"):
         df[col] = df[col].astype(str)
     for col in ("threshold", "scale", "value"):
         df[col] = pd.to_numeric(df[col], errors="raise").astype(np.float64)
     return df
+
+
+def select(table: pd.DataFrame, spec: Mapping, where: str = "spec") -> pd.Series:
+    """Rows of ``table`` matching ``spec`` (``metric``; ``grid``, ``fine`` unless given; ``threshold``
+    and ``scale`` when given, compared with ``np.isclose``), as a boolean mask.
+
+    Raises ``ValueError`` naming ``where`` for a key other than :data:`SPEC_KEYS` (e.g. the former
+    ``stage``, now ``grid``).
+    """
+    unknown = sorted(set(spec) - set(SPEC_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: {dict(spec)} has unknown key(s) {unknown}; expected some of {list(SPEC_KEYS)}")
+    sel = (table["metric"] == spec["metric"]) & (table["grid"] == spec.get("grid", "fine"))
+    for key in ("threshold", "scale"):
+        if key in spec:
+            sel &= np.isclose(table[key].astype(float), float(spec[key]))
+    return sel

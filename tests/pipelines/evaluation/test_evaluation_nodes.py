@@ -99,7 +99,7 @@ def test_scoreboard_squeezes_single_member_ensembles():
     board.add("regression_chain", "fine", obs[:, None] * 2.0, obs, range(len(obs)))
     board.add_reference("fine", obs, range(len(obs)))
     table = board.table()
-    assert list(table.columns) == ["method", "stage", "metric", "threshold", "scale", "value"]
+    assert list(table.columns) == ["method", "grid", "metric", "threshold", "scale", "value"]
     assert set(table["method"]) == {"regression_chain", "radar"}
     assert "spread_skill_ratio" not in set(table["metric"])  # scored as deterministic
     bias = table[(table.method == "regression_chain") & (table.metric == "bias")]["value"].item()
@@ -113,7 +113,7 @@ def test_flags_from_hand_made_rows():
     rows += [{"method": m, "metric": "ratio_of_totals", "value": v}
              for m, v in (("satellite_bilinear", 0.8), ("smooth", 1.3), ("good", 1.02))]
     rows += [{"method": "smooth", "metric": "seam_ratio", "scale": 10.0, "value": 1.6}]
-    table = tidy(rows, stage="fine")
+    table = tidy(rows, grid="fine")
     psd = flags.psd_ratio_rows(table, {"max_km": 10.0, "tolerance": 0.5}).set_index(["method", "metric", "scale"])["value"]
     assert psd[("smooth", "psd_ratio", 5.0)] == 0.25 and psd[("smooth", "psd_ratio", 20.0)] == 1.0
     assert psd[("smooth", "psd_ratio_small_scales", 10.0)] == pytest.approx(0.25)  # geometric mean ≤ 10 km
@@ -135,7 +135,7 @@ def test_bias_growth_is_the_slope_against_log_intensity():
     rows += [{"method": m, "metric": "count_bin", "threshold": e, "value": 500 if e < 10 else 50}
              for m in slope for e in edges]  # the 10 mm/h bin is too small to count
     rows[[r["method"] == "amplified" and r["threshold"] == 10.0 for r in rows].index(True)]["value"] = -100.0
-    table = tidy(rows, stage="fine")
+    table = tidy(rows, grid="fine")
     params = {"reference": {"fine": "satellite_bilinear"}, "min_mm_h": 0.1, "min_count": 100,
               "factor": 1.1, "tolerance": 0.2}
     out = flags.bias_growth_rows(table, params)

@@ -21,9 +21,9 @@ COARSE = {"satellite", "qm", "regression_correction", "correction_diffusion"}
 def test_metrics_table_has_every_method_and_metric(evaluated_project):
     m = pd.read_parquet(evaluated_project / "data/08_reporting/metrics.parquet")
     assert list(m.columns) == list(COLUMNS)
-    assert FINE | {"radar"} == set(m[m.stage == "fine"].method)
-    assert COARSE == set(m[m.stage == "coarse"].method)
-    chain = m[(m.method == "diffusion_chain") & (m.stage == "fine")]
+    assert FINE | {"radar"} == set(m[m.grid == "fine"].method)
+    assert COARSE == set(m[m.grid == "coarse"].method)
+    chain = m[(m.method == "diffusion_chain") & (m.grid == "fine")]
     metrics = set(chain.metric)
     assert {"crps", "crps_fair", "rmse", "mae", "bias", "ratio_of_totals", "corr", "spread_skill_ratio", "rank_0",
             "csi", "pod", "far", "fss_members", "fss_prob", "psd", "psd_ratio", "bias_bin", "rmse_bin", "seam_ratio",

@@ -41,7 +41,7 @@ def _metrics(candidate: float, champion: float | None) -> pd.DataFrame:
             {"method": "diffusion_chain", "metric": "rmse", "value": 1.5}]
     if champion is not None:
         rows.append({"method": "champion_chain", "metric": "crps_fair", "value": champion})
-    return tidy(rows, stage="fine")
+    return tidy(rows, grid="fine")
 
 
 def _champion(versions):
@@ -78,7 +78,7 @@ def test_champion_score_reused_only_for_the_same_setup():
     other_pair = {**tags, "downscaling": {**tags["downscaling"], "eval.pair": "correction=3,downscaling=1"}}
     assert tagged_score(other_pair, pair, fp, "crps_fair") is None  # version 1 also scored in another pair
     assert tagged_score({s: {} for s in NAMES}, pair, fp, "crps_fair") is None
-    flag = tidy([{"method": "champion_chain", "metric": "score_reused_from_tags", "value": 1.0}], stage="fine")
+    flag = tidy([{"method": "champion_chain", "metric": "score_reused_from_tags", "value": 1.0}], grid="fine")
     reused = pd.concat([_metrics(0.2, 0.25), flag], ignore_index=True)
     d = selection_decision(reused, {"correction": "2", "downscaling": "2"}, _champion({"correction": "1", "downscaling": "1"}),
                            PARAMS, fp)

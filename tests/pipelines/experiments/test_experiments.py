@@ -27,13 +27,13 @@ def test_override_params_merges_nested_dicts_and_replaces_the_rest():
     assert override_params(base, None) == base
 
 
-def _tidy(method, metric, value, threshold=np.nan, stage="fine"):
-    return {"method": method, "stage": stage, "metric": metric, "threshold": threshold, "scale": np.nan, "value": value}
+def _tidy(method, metric, value, threshold=np.nan, grid="fine"):
+    return {"method": method, "grid": grid, "metric": metric, "threshold": threshold, "scale": np.nan, "value": value}
 
 
 def test_compare_arms_keeps_the_asked_rows_in_order():
     a = pd.DataFrame([_tidy("m1", "rmse", 1.0), _tidy("m2", "rmse", 2.0), _tidy("m1", "csi", 0.3, 5.0),
-                      _tidy("m1", "csi", 0.5, 1.0), _tidy("m1", "rmse", 9.0, stage="coarse")])
+                      _tidy("m1", "csi", 0.5, 1.0), _tidy("m1", "rmse", 9.0, grid="coarse")])
     b = pd.DataFrame([_tidy("m2", "rmse", 4.0), _tidy("m3", "rmse", 7.0)])
     params = {"methods": ["m2", "m1"], "metrics": [{"metric": "rmse"}, {"metric": "csi", "threshold": 5.0}]}
     table = compare_arms(params, base=a, other=b)
@@ -82,8 +82,8 @@ def _table(project, name):
     return pd.read_parquet(project / f"data/08_reporting/experiments/{name}.parquet")
 
 
-def _value(table, arm, method, metric, stage="fine"):
-    sel = (table.arm == arm) & (table.method == method) & (table.metric == metric) & (table.stage == stage)
+def _value(table, arm, method, metric, grid="fine"):
+    sel = (table.arm == arm) & (table.method == method) & (table.metric == metric) & (table.grid == grid)
     assert sel.sum() == 1, (arm, method, metric)
     return float(table.loc[sel, "value"].iloc[0])
 

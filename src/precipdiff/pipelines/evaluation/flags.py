@@ -13,9 +13,9 @@ import pandas as pd
 from precipdiff.verification import psd_ratio, psd_ratio_at, tidy
 
 
-def _rows(table: pd.DataFrame, metric: str, stage: str | None = None) -> pd.DataFrame:
+def _rows(table: pd.DataFrame, metric: str, grid: str | None = None) -> pd.DataFrame:
     sel = table["metric"] == metric
-    return table[sel & (table["stage"] == stage)] if stage else table[sel]
+    return table[sel & (table["grid"] == grid)] if grid else table[sel]
 
 
 def psd_ratio_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
@@ -35,15 +35,15 @@ def psd_ratio_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
         rows += [{"method": method, "metric": "psd_ratio_small_scales", "scale": max_km, "value": small},
                  {"method": method, "metric": "oversmoothing_flag", "scale": max_km,
                   "value": float(small < float(flag["tolerance"])) if np.isfinite(small) else np.nan}]
-    return tidy(rows, stage="fine")
+    return tidy(rows, grid="fine")
 
 
 def bias_amplification_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
     """``bias_amplification`` = |ratio of totals − 1| / that of the raw satellite on the same grid;
     ``bias_amplification_flag`` = 1 when |ratio − 1| > max(``tolerance``, ``factor`` × the satellite's)."""
     rows = []
-    for stage, reference in flag["reference"].items():
-        rot = _rows(table, "ratio_of_totals", stage).set_index("method")["value"]
+    for grid, reference in flag["reference"].items():
+        rot = _rows(table, "ratio_of_totals", grid).set_index("method")["value"]
         if reference not in rot:
             continue
         ref_err = abs(rot[reference] - 1.0)
@@ -52,8 +52,8 @@ def bias_amplification_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
             with np.errstate(divide="ignore", invalid="ignore"):
                 amp = np.float64(err) / ref_err
             limit = max(float(flag["tolerance"]), float(flag["factor"]) * ref_err)
-            rows += [{"method": method, "stage": stage, "metric": "bias_amplification", "value": amp},
-                     {"method": method, "stage": stage, "metric": "bias_amplification_flag",
+            rows += [{"method": method, "grid": grid, "metric": "bias_amplification", "value": amp},
+                     {"method": method, "grid": grid, "metric": "bias_amplification_flag",
                       "value": float(err > limit)}]
     return tidy(rows)
 
@@ -74,16 +74,16 @@ def bias_growth_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
     max(``tolerance``, ``factor`` × the raw satellite's |slope|): the method amplifies the satellite's
     intensity-dependent bias."""
     rows = []
-    for stage, reference in flag["reference"].items():
-        bins, counts = _rows(table, "bias_bin", stage), _rows(table, "count_bin", stage)
+    for grid, reference in flag["reference"].items():
+        bins, counts = _rows(table, "bias_bin", grid), _rows(table, "count_bin", grid)
         slopes = {m: _growth(g, counts[counts["method"] == m].set_index("threshold")["value"], flag)
                   for m, g in bins.groupby("method", sort=False)}
         if reference not in slopes:
             continue
         limit = max(float(flag["tolerance"]), float(flag["factor"]) * abs(slopes[reference]))
         for method, slope in slopes.items():
-            rows += [{"method": method, "stage": stage, "metric": "bias_growth", "value": slope},
-                     {"method": method, "stage": stage, "metric": "bias_growth_flag",
+            rows += [{"method": method, "grid": grid, "metric": "bias_growth", "value": slope},
+                     {"method": method, "grid": grid, "metric": "bias_growth_flag",
                       "value": float(abs(slope) > limit) if np.isfinite(slope) else np.nan}]
     return tidy(rows)
 
@@ -92,4 +92,4 @@ def seam_flag_rows(table: pd.DataFrame, flag: dict) -> pd.DataFrame:
     """``seam_flag`` = 1 when the seam ratio at the 10 km block borders exceeds ``max_ratio``."""
     seams = _rows(table, "seam_ratio", "fine")
     return tidy([{"method": r.method, "metric": "seam_flag", "scale": r.scale,
-                  "value": float(r.value > float(flag["max_ratio"]))} for r in seams.itertuples()], stage="fine")
+                  "value": float(r.value > float(flag["max_ratio"]))} for r in seams.itertuples()], grid="fine")

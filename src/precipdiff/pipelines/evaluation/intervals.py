@@ -21,7 +21,7 @@ from precipdiff.verification.bootstrap import SCORES, psd_ratio_score
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["stratum", "method", "stage", "metric", "versus", "kind", "estimate", "ci_low", "ci_high", "n_hours"]
+COLUMNS = ["stratum", "method", "grid", "metric", "versus", "kind", "estimate", "ci_low", "ci_high", "n_hours"]
 
 
 def strata(hours: pd.DataFrame, wettest_fraction: float) -> dict[str, np.ndarray]:
@@ -48,21 +48,21 @@ def _scores(sums: dict, radar: dict | None, bands: dict, metrics: list[str]) -> 
 
 
 def _replicates(table: pd.DataFrame, keys: np.ndarray, cfg: dict) -> dict:
-    """``{(method, stage, metric): (estimate, replicates, n_hours)}`` of every method in ``table``.
+    """``{(method, grid, metric): (estimate, replicates, n_hours)}`` of every method in ``table``.
 
-    Each stage is resampled on the hours of ``keys`` it scored (a block may score fewer hours);
-    all methods of a stage share the resampled hours, so their differences are paired.
+    Each grid is resampled on the hours of ``keys`` it scored (a block may score fewer hours);
+    all methods of a grid share the resampled hours, so their differences are paired.
     """
     out = {}
-    for stage in table["stage"].unique():
-        scored = np.isin(keys, table.loc[table["stage"] == stage, "hour_key"].unique())
-        stage_keys = keys[scored]
-        if stage_keys.size == 0:
+    for grid in table["grid"].unique():
+        scored = np.isin(keys, table.loc[table["grid"] == grid, "hour_key"].unique())
+        grid_keys = keys[scored]
+        if grid_keys.size == 0:
             continue
-        weights = block_weights(stage_keys.size, int(cfg["n_boot"]), int(cfg["block_hours"]), int(cfg["seed"]))
-        radar = hourly_sums(table, "radar", stage, stage_keys)
-        for method in table.loc[(table["stage"] == stage) & (table["method"] != "radar"), "method"].unique():
-            sums = hourly_sums(table, method, stage, stage_keys)
+        weights = block_weights(grid_keys.size, int(cfg["n_boot"]), int(cfg["block_hours"]), int(cfg["seed"]))
+        radar = hourly_sums(table, "radar", grid, grid_keys)
+        for method in table.loc[(table["grid"] == grid) & (table["method"] != "radar"), "method"].unique():
+            sums = hourly_sums(table, method, grid, grid_keys)
             if sums is None:  # the method did not score these hours (e.g. a champion whose score was reused)
                 continue
             scores = _scores(sums, radar, cfg["psd_bands_km"], list(cfg["metrics"]))
@@ -70,13 +70,13 @@ def _replicates(table: pd.DataFrame, keys: np.ndarray, cfg: dict) -> dict:
             if radar is not None and "psd" in radar:
                 sums.update(radar_psd=radar["psd"], radar_psd_n=radar["psd_n"])
             for metric, score in scores.items():
-                out[(method, stage, metric)] = (*bootstrap(score, sums, weights), stage_keys.size)
+                out[(method, grid, metric)] = (*bootstrap(score, sums, weights), grid_keys.size)
     return out
 
 
-def _row(stratum, method, stage, metric, versus, kind, estimate, reps, level, n) -> dict:
+def _row(stratum, method, grid, metric, versus, kind, estimate, reps, level, n) -> dict:
     lo, hi = percentile_interval(reps, level)
-    return dict(zip(COLUMNS, [stratum, method, stage, metric, versus, kind, estimate, lo, hi, n]))
+    return dict(zip(COLUMNS, [stratum, method, grid, metric, versus, kind, estimate, lo, hi, n]))
 
 
 def hourly_scores(*tables: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +89,7 @@ def confidence_intervals(hours: pd.DataFrame, params: dict, *hourly: pd.DataFram
 
     Rows (:data:`COLUMNS`): ``kind`` ``value`` (the score of ``method``), ``difference``
     (``method − versus``, same resampled hours) or ``ratio`` (``method / versus``) for the
-    ``paired.methods`` against every other method of the same stage (but its own ``<method>_mean``);
+    ``paired.methods`` against every other method of the same grid (but its own ``<method>_mean``);
     ``estimate`` is the score on all hours of the stratum, ``ci_low``/``ci_high`` the percentile
     interval at ``level``.
     """
@@ -98,17 +98,17 @@ def confidence_intervals(hours: pd.DataFrame, params: dict, *hourly: pd.DataFram
     level, rows = float(cfg["level"]), []
     for stratum, keys in strata(hours, cfg["wettest_fraction"]).items():
         reps = _replicates(table, keys, cfg)
-        for (method, stage, metric), (est, r, n) in reps.items():
-            rows.append(_row(stratum, method, stage, metric, "", "value", est, r, level, n))
-        for (method, stage, metric), (est, r, n) in reps.items():
+        for (method, grid, metric), (est, r, n) in reps.items():
+            rows.append(_row(stratum, method, grid, metric, "", "value", est, r, level, n))
+        for (method, grid, metric), (est, r, n) in reps.items():
             if method not in cfg["paired"]["methods"] or metric not in cfg["paired"]["metrics"]:
                 continue
-            for (other, stage_o, metric_o), (est_o, r_o, _) in reps.items():
-                if other in (method, f"{method}_mean") or stage_o != stage or metric_o != metric:
+            for (other, grid_o, metric_o), (est_o, r_o, _) in reps.items():
+                if other in (method, f"{method}_mean") or grid_o != grid or metric_o != metric:
                     continue  # a method's own member mean shares its RMSE: no comparison to make
-                rows.append(_row(stratum, method, stage, metric, other, "difference", est - est_o, r - r_o, level, n))
+                rows.append(_row(stratum, method, grid, metric, other, "difference", est - est_o, r - r_o, level, n))
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    rows.append(_row(stratum, method, stage, metric, other, "ratio", est / est_o, r / r_o, level, n))
+                    rows.append(_row(stratum, method, grid, metric, other, "ratio", est / est_o, r / r_o, level, n))
     out = pd.DataFrame(rows, columns=COLUMNS)
     log.info("evaluation: %d bootstrap intervals (%s resamples of blocks of %s hours, level %.2f)", len(out),
              cfg["n_boot"], cfg["block_hours"], level)
@@ -117,11 +117,11 @@ def confidence_intervals(hours: pd.DataFrame, params: dict, *hourly: pd.DataFram
 
 def interval_metrics(intervals: pd.DataFrame) -> dict:
     """MLflow run metrics (kedro-mlflow metric-history format; the catalog prefixes ``evaluation.ci``):
-    ``<stratum>.<stage>.<method>.<metric>`` with ``_low``/``_high``, and
-    ``<stratum>.<stage>.<method>_vs_<versus>.<metric>_<kind>`` for the paired rows."""
+    ``<stratum>.<grid>.<method>.<metric>`` with ``_low``/``_high``, and
+    ``<stratum>.<grid>.<method>_vs_<versus>.<metric>_<kind>`` for the paired rows."""
     out = {}
     for r in intervals.itertuples():
-        name = f"{r.stratum}.{r.stage}.{r.method}" + (f"_vs_{r.versus}.{r.metric}_{r.kind}" if r.versus
+        name = f"{r.stratum}.{r.grid}.{r.method}" + (f"_vs_{r.versus}.{r.metric}_{r.kind}" if r.versus
                                                        else f".{r.metric}")
         for suffix, value in (("", r.estimate), ("_low", r.ci_low), ("_high", r.ci_high)):
             out[name + suffix] = value

@@ -1,7 +1,7 @@
 """Evaluation nodes: test hours, baselines, streamed scores of every method, flags, model selection.
 
-All rates are mm/h; grids are the 0.1° satellite grid (stage ``coarse``, scored against the radar
-max-pooled to 0.1°) and the 0.01° ≈ 1 km radar grid (stage ``fine``). Every scoring node streams
+All rates are mm/h; grids are the 0.1° satellite grid (grid ``coarse``, scored against the radar
+max-pooled to 0.1°) and the 0.01° ≈ 1 km radar grid (grid ``fine``). Every scoring node streams
 the selected test hours ``evaluation.chunk_hours`` at a time through its method(s) and the
 accumulators of :mod:`precipdiff.verification`, so memory does not grow with the test set.
 """
@@ -23,11 +23,11 @@ from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
 from precipdiff.pipelines.evaluation.selection import selection_decision, setup_fingerprint, tagged_score
 from precipdiff.training.artifact import TrainedModel
-from precipdiff.verification import exceedance_probability, hourly_table, tidy
+from precipdiff.verification import exceedance_probability, hourly_table, select, tidy
 
 log = logging.getLogger(__name__)
-STAGES = ("coarse", "fine")
-BLOCK = "downscaling_only"  # the stage of the downscaling-alone block (1 km, from the true radar at 0.1°)
+GRIDS = ("coarse", "fine")  # the metrics table's column ``grid`` (also ``cost`` and ``downscaling_only``)
+BLOCK = "downscaling_only"  # the grid of the downscaling-alone block (1 km, from the true radar at 0.1°)
 
 
 # ---- which hours ------------------------------------------------------------------------------
@@ -106,17 +106,17 @@ def _fit_alpha(radar: np.ndarray, rf: dict) -> float:
 
 # ---- scores --------------------------------------------------------------------------------------
 def _board(params: dict) -> Scoreboard:
-    configs = {s: ScoreConfig.from_params(params["scores"], s) for s in STAGES}
+    configs = {g: ScoreConfig.from_params(params["scores"], g) for g in GRIDS}
     return Scoreboard({**configs, BLOCK: configs["fine"]})
 
 
 def _cost_rows(method: str, seconds: dict[str, float]) -> pd.DataFrame:
-    return tidy([{"metric": k, "value": float(v)} for k, v in seconds.items()], method=method, stage="cost")
+    return tidy([{"metric": k, "value": float(v)} for k, v in seconds.items()], method=method, grid="cost")
 
 
 def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, baselines: dict,
                     params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Satellite, QM and RainFARM at both stages, plus the radar reference spectrum: the tidy
+    """Satellite, QM and RainFARM on both grids, plus the radar reference spectrum: the tidy
     table and the per-hour sums (:meth:`~.scores.Scoreboard.hourly`)."""
     board, started = _board(params), time.perf_counter()
     qm_fine, qm_coarse = (QuantileMapping.from_dict(baselines[k]) for k in ("qm_fine", "qm_coarse"))
@@ -198,7 +198,7 @@ def score_regression_chain(coarse, fine, hours, correction: TrainedModel | None,
 
 
 def score_diffusion_chain(coarse, fine, hours, correction: TrainedModel, downscaling: TrainedModel, params: dict):
-    """The PrecipDiff ensemble at both stages, its member mean, the correction-only ablation: table,
+    """The PrecipDiff ensemble on both grids, its member mean, the correction-only ablation: table,
     per-hour sums and map fields."""
     names = {"corrected": "correction_diffusion", "upsampled": "correction_diffusion_bilinear",
              "fine": "diffusion_chain", "fine_mean": "diffusion_chain_mean"}
@@ -295,7 +295,7 @@ def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel
         log.info("evaluation: %s %s already scored with this setup (%s): %s %.4f", champion["alias"], versions,
                  fingerprint, metric, reused)
         return tidy([{"metric": metric, "value": reused}, {"metric": "score_reused_from_tags", "value": 1.0}],
-                    method="champion_chain", stage="fine")
+                    method="champion_chain", grid="fine")
     log.info("evaluation: scoring the %s %s on the same hours", champion["alias"], versions)
     return _score_chain(coarse, fine, hours, models["correction"], models["downscaling"], params,
                         {"fine": "champion_chain"})[0]
@@ -314,22 +314,17 @@ def assemble_metrics(params: dict, *tables: pd.DataFrame) -> pd.DataFrame:
                flags.bias_growth_rows(table, params["flags"]["bias_growth"]),
                flags.seam_flag_rows(table, params["flags"]["seams"])]
     table = pd.concat([table, *derived], ignore_index=True)
-    return table.sort_values(["stage", "method", "metric", "threshold", "scale"], kind="stable").reset_index(drop=True)
+    return table.sort_values(["grid", "method", "metric", "threshold", "scale"], kind="stable").reset_index(drop=True)
 
 
 def headline_metrics(metrics: pd.DataFrame, params: dict) -> dict:
-    """MLflow run metrics (:func:`~precipdiff.datasets.metrics.metric_history`): ``<stage>.<method>.<metric>[_<thr>mm_h]``."""
+    """MLflow run metrics (:func:`~precipdiff.datasets.metrics.metric_history`): ``<grid>.<method>.<metric>[_<thr>mm_h]``."""
     out = {}
     for spec in params["headline"]:
-        sel = (metrics["metric"] == spec["metric"]) & (metrics["stage"] == spec.get("stage", "fine"))
-        if "threshold" in spec:
-            sel &= np.isclose(metrics["threshold"], float(spec["threshold"]))
-        if "scale" in spec:
-            sel &= np.isclose(metrics["scale"], float(spec["scale"]))
-        for r in metrics[sel].itertuples():
+        for r in metrics[select(metrics, spec, "evaluation.headline")].itertuples():
             suffix = f"_{r.threshold:g}mm_h" if "threshold" in spec else ""
             suffix += f"_scale{r.scale:g}" if "scale" in spec else ""
-            out[f"{r.stage}.{r.method}.{r.metric}{suffix}"] = r.value
+            out[f"{r.grid}.{r.method}.{r.metric}{suffix}"] = r.value
     return metric_history(out)
 
 

@@ -1,8 +1,8 @@
 """Which verification scores each method gets, streamed chunk by chunk (plain numpy, no Kedro).
 
-One :class:`MethodScores` per (method, stage) bundles the accumulators of
+One :class:`MethodScores` per (method, grid) bundles the accumulators of
 :mod:`precipdiff.verification`; ``accum(fcst, obs)`` takes a chunk of hours, ``records()`` gives
-the rows of the tidy table (``method``/``stage`` are added by the caller).
+the rows of the tidy table (``method``/``grid`` are added by the caller).
 
 * deterministic ``fcst`` (T, H, W): RMSE/MAE/bias/ratio of totals/correlation, CRPS (= MAE: a point
   forecast is a one-point distribution, so the fair correction does not apply and
@@ -29,31 +29,31 @@ from precipdiff.data.transforms import clip_runaway
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """Thresholds (mm/h), FSS neighbourhood widths (pixels of the stage's grid) and the rest."""
+    """Thresholds (mm/h), FSS neighbourhood widths (pixels of the grid) and the rest."""
 
     thresholds_mm_h: tuple[float, ...] = (1.0, 5.0, 10.0)
     fss_scales_px: tuple[int, ...] = (1, 5, 11, 21, 41)
     intensity_bins_mm_h: tuple[float, ...] = (0.0, 0.1, 1.0, 5.0, 10.0, 20.0, np.inf)
     pixel_km: float = 1.0
-    spectra: bool = True  # RAPSD + seams (the 1 km stage); off on the 0.1° grid (20 × 20 cells)
+    spectra: bool = True  # RAPSD + seams (the 1 km grid); off on the 0.1° grid (20 × 20 cells)
     seam_block_px: int = 10
     rank_seed: int = 0
     max_rate_mm_h: float = 300.0  # forecasts are clipped here (the QC limit of the observations)
 
     @classmethod
-    def from_params(cls, scores: dict, stage: str) -> "ScoreConfig":
-        """From ``evaluation.scores`` and a stage (``fine`` = 0.01°, ``coarse`` = 0.1°)."""
-        fine = stage == "fine"
+    def from_params(cls, scores: dict, grid: str) -> "ScoreConfig":
+        """From ``evaluation.scores`` and a grid (``fine`` = 0.01°, ``coarse`` = 0.1°)."""
+        fine = grid == "fine"
         return cls(thresholds_mm_h=tuple(float(t) for t in scores["thresholds_mm_h"]),
-                   fss_scales_px=tuple(int(s) for s in scores["fss_scales_px"][stage]),
+                   fss_scales_px=tuple(int(s) for s in scores["fss_scales_px"][grid]),
                    intensity_bins_mm_h=tuple(float(b) for b in scores["intensity_bins_mm_h"]),
-                   pixel_km=float(scores["pixel_km"][stage]), spectra=fine,
+                   pixel_km=float(scores["pixel_km"][grid]), spectra=fine,
                    seam_block_px=int(scores["seam_block_px"]), rank_seed=int(scores["rank_histogram_seed"]),
                    max_rate_mm_h=float(scores["max_rate_mm_h"]))
 
 
 class MethodScores:
-    """Streaming scores of one method at one stage; ``ensemble`` fixes which set (module doc)."""
+    """Streaming scores of one method at one grid; ``ensemble`` fixes which set (module doc)."""
 
     def __init__(self, ensemble: bool, cfg: ScoreConfig):
         self.ensemble, self.cfg = ensemble, cfg
@@ -121,7 +121,7 @@ def ensemble_mean(ens: np.ndarray) -> np.ndarray:
 
 
 class Scoreboard:
-    """Every (method, stage) of an evaluation, filled chunk by chunk; ``table()`` is the tidy table.
+    """Every (method, grid) of an evaluation, filled chunk by chunk; ``table()`` is the tidy table.
 
     The observations themselves go through :meth:`add_reference` (method ``radar``: spectrum and seams only).
     :meth:`hourly` gives the per-hour sums of every method for the bootstrap intervals.
@@ -133,35 +133,35 @@ class Scoreboard:
         self.reference: dict[str, list] = {}
         self.hourly_reference: dict[str, v.HourlyStats] = {}
 
-    def add(self, method: str, stage: str, fields: np.ndarray, obs: np.ndarray, keys) -> None:
+    def add(self, method: str, grid: str, fields: np.ndarray, obs: np.ndarray, keys) -> None:
         """Score ``fields`` (T, H, W), (T, 1, H, W) or (T, M, H, W) against ``obs`` (T, H, W), mm/h,
         of the hours ``keys`` (T,)."""
         fcst, ensemble = as_forecast(fields)
-        key = (method, stage)
+        key = (method, grid)
         if key not in self.scores:
-            self.scores[key] = MethodScores(ensemble, self.configs[stage])
+            self.scores[key] = MethodScores(ensemble, self.configs[grid])
         self.scores[key].accum(fcst, obs, keys)
 
-    def add_reference(self, stage: str, obs: np.ndarray, keys) -> None:
+    def add_reference(self, grid: str, obs: np.ndarray, keys) -> None:
         """The observed fields' mean RAPSD (the denominator of the PSD ratios) and seam ratio (method
         ``radar``), and their per-hour spectra."""
-        cfg = self.configs[stage]
+        cfg = self.configs[grid]
         if cfg.spectra:
-            ref = self.reference.setdefault(stage, [v.MeanPSD(cfg.pixel_km), v.SeamStatistic(cfg.seam_block_px)])
+            ref = self.reference.setdefault(grid, [v.MeanPSD(cfg.pixel_km), v.SeamStatistic(cfg.seam_block_px)])
             for acc in ref:
                 acc.accum(obs)
-            self.hourly_reference.setdefault(stage, v.HourlyStats(cfg.pixel_km)).accum(obs, obs, keys)
+            self.hourly_reference.setdefault(grid, v.HourlyStats(cfg.pixel_km)).accum(obs, obs, keys)
 
     def table(self):
-        """Tidy DataFrame (method, stage, metric, threshold, scale, value)."""
+        """Tidy DataFrame (method, grid, metric, threshold, scale, value)."""
         import pandas as pd
 
-        parts = [v.tidy(s.records(), method=m, stage=st) for (m, st), s in self.scores.items()]
-        parts += [v.tidy(a.records(), method="radar", stage=st) for st, ref in self.reference.items() for a in ref]
+        parts = [v.tidy(s.records(), method=m, grid=st) for (m, st), s in self.scores.items()]
+        parts += [v.tidy(a.records(), method="radar", grid=st) for st, ref in self.reference.items() for a in ref]
         return pd.concat(parts, ignore_index=True) if parts else v.tidy([])
 
     def hourly(self):
-        """Per-hour sums of every (method, stage): :func:`precipdiff.verification.hourly_table`."""
+        """Per-hour sums of every (method, grid): :func:`precipdiff.verification.hourly_table`."""
         stats = {key: s.hourly for key, s in self.scores.items()}
         stats.update({("radar", st): h for st, h in self.hourly_reference.items()})
         return v.hourly_table(stats)

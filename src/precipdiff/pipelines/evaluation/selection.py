@@ -83,9 +83,9 @@ def tagged_score(tags: dict[str, dict], versions: dict, fingerprint: str, metric
         return None
 
 
-def score(metrics: pd.DataFrame, method: str, metric: str, stage: str = "fine") -> float:
+def score(metrics: pd.DataFrame, method: str, metric: str, grid: str = "fine") -> float:
     """One value of the tidy table (NaN if absent)."""
-    sel = (metrics["method"] == method) & (metrics["metric"] == metric) & (metrics["stage"] == stage)
+    sel = (metrics["method"] == method) & (metrics["metric"] == metric) & (metrics["grid"] == grid)
     return float(metrics.loc[sel, "value"].iloc[0]) if sel.any() else math.nan
 
 
@@ -110,7 +110,7 @@ def selection_decision(metrics: pd.DataFrame, candidate_versions: dict, champion
                  f"eval.champion_{metric}": _fmt(champ if has_champion else math.nan),
                  "eval.champion_versions": str(champ_versions), "eval.decision": "promoted" if promote else "kept",
                  "eval.reason": reason})
-    return {"alias": champion["alias"], "mode": params["mode"], "metric": metric, "stage": "fine",
+    return {"alias": champion["alias"], "mode": params["mode"], "metric": metric, "grid": "fine",
             "promote": promote, "reason": reason, "candidate": {"versions": candidate_versions, "score": cand},
             "champion": {"versions": champ_versions, "score": champ if has_champion else None,
                          "score_from": "same models" if same else "version tags" if reused else "re-scored"},

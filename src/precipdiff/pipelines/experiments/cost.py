@@ -84,7 +84,7 @@ def measure_cost(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, base
     chunk = next(methods.iter_chunks(coarse, fine, hours.iloc[: int(params["hours"])], int(params["hours"])))
     settings = ChainSettings.from_params(evaluation["chain"], "evaluation.chain")
     area = area_km2(*chunk.fine_grid)
-    crps = metrics[(metrics["metric"] == "crps_fair") & (metrics["stage"] == "fine")].set_index("method")["value"]
+    crps = metrics[(metrics["metric"] == "crps_fair") & (metrics["grid"] == "fine")].set_index("method")["value"]
     runs = {"qm_bilinear": ((None, None), float(baselines.get("qm_fine_fit_seconds", np.nan))),
             "regression_chain": ((correction_regression, downscaling_regression),
                                  _train_seconds(correction_regression, downscaling_regression)),

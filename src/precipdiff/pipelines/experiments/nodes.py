@@ -15,8 +15,9 @@ import pandas as pd
 from precipdiff.datasets.metrics import metric_history
 from precipdiff.reporting.labels import column_name
 from precipdiff.training.artifact import TrainedModel
+from precipdiff.verification import select
 
-KEYS = ["stage", "metric", "threshold", "scale"]
+KEYS = ["grid", "metric", "threshold", "scale"]
 
 
 def override_params(base: dict, overrides: dict | None) -> dict:
@@ -34,19 +35,11 @@ def override_params(base: dict, overrides: dict | None) -> dict:
     return out
 
 
-def _select(table: pd.DataFrame, spec: dict) -> pd.Series:
-    sel = (table["metric"] == spec["metric"]) & (table["stage"] == spec.get("stage", "fine"))
-    for key in ("threshold", "scale"):
-        if key in spec:
-            sel &= np.isclose(table[key].astype(float), float(spec[key]))
-    return sel
-
-
 def compare_arms(params: dict, **arms: pd.DataFrame) -> pd.DataFrame:
-    """The experiment's table: rows ``arm, method, stage, metric, threshold, scale, value``.
+    """The experiment's table: rows ``arm, method, grid, metric, threshold, scale, value``.
 
     ``arms``: tidy metric tables (:func:`precipdiff.pipelines.evaluation.nodes.assemble_metrics`)
-    keyed by the arm's label. Kept: the ``params["metrics"]`` (+ ``extra_metrics``) specs (``{metric, stage?, threshold?,
+    keyed by the arm's label. Kept: the ``params["metrics"]`` (+ ``extra_metrics``) specs (``{metric, grid?, threshold?,
     scale?}``) of the ``params["methods"]`` (all when absent), in the order given.
     """
     methods = params.get("methods")
@@ -54,7 +47,7 @@ def compare_arms(params: dict, **arms: pd.DataFrame) -> pd.DataFrame:
     for arm, table in arms.items():
         keep = table[table["method"].isin(methods)] if methods else table
         for spec in [*params["metrics"], *params.get("extra_metrics", [])]:
-            parts.append(keep[_select(keep, spec)].assign(arm=arm))
+            parts.append(keep[select(keep, spec, "experiments.metrics")].assign(arm=arm))
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if out.empty:
         raise ValueError(f"experiment table: none of the metrics {params['metrics']} of the methods {methods} "
@@ -70,12 +63,12 @@ VALIDATION_SCORES = ("crps_fair", "spread_skill_ratio", "psd_ratio")
 
 def with_validation_scores(metrics: pd.DataFrame, correction: TrainedModel, downscaling: TrainedModel) -> pd.DataFrame:
     """``metrics`` plus each diffusion model's scores on the VALIDATION tiles of its sampler selection
-    (stage ``validation_<stage>``, method ``diffusion_chain``): what chooses between variants
+    (grid ``validation_<stage>``, method ``diffusion_chain``): what chooses between variants
     without looking at the test split (:func:`precipdiff.pipelines.residual_training.select_sampler`)."""
     rows = []
     for model in (correction, downscaling):
         scores = model.info.get("sampler_selection", {})
-        rows += [{"method": "diffusion_chain", "stage": f"validation_{model.info['stage']}", "metric": k,
+        rows += [{"method": "diffusion_chain", "grid": f"validation_{model.info['stage']}", "metric": k,
                   "threshold": np.nan, "scale": np.nan, "value": float(scores[k])} for k in VALIDATION_SCORES
                  if k in scores]
     return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True) if rows else metrics
