@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "precipdiff"
-LOWER = ["atomic.py", "baselines", "data", "datasets", "inference", "nn", "reporting", "serving", "training",
-         "verification"]
-PLAIN = ["nn", "verification", "training"]
+LOWER = ["atomic.py", "baselines", "data", "datasets", "inference", "nn", "registry.py", "reporting", "seeds.py",
+         "serving", "training", "verification"]
+PLAIN = ["nn", "verification", "training", "seeds.py"]
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:
@@ -45,3 +45,10 @@ def test_plain_layers_import_no_kedro_or_mlflow(layer):
     found = [f"{f.relative_to(PACKAGE)}:{line} imports {mod}" for f in _files(layer) for line, mod in _imports(f)
              if mod.split(".")[0] in ("kedro", "kedro_mlflow", "mlflow")]
     assert not found, f"{layer}/ should stay plain torch/numpy:\n" + "\n".join(found)
+
+
+def test_inference_reaches_no_mlflow():
+    """inference/ gets its models from the catalog (datasets/mlflow_model.py, precipdiff.registry): #15."""
+    found = [f"{f.relative_to(PACKAGE)}:{line} imports {mod}" for f in _files("inference") for line, mod in _imports(f)
+             if mod.split(".")[0] in ("mlflow", "kedro_mlflow") or mod.split(".")[:2] == ["precipdiff", "registry"]]
+    assert not found, "inference/ should not look models up in MLflow itself:\n" + "\n".join(found)

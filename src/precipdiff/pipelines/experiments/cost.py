@@ -79,7 +79,7 @@ def measure_cost(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, base
     Training time is measured where the training happens: for the networks the wall time of their
     training epochs (``train_seconds`` in the model info, both stages, summed over resumes), for
     quantile mapping the fit of the 1 km mapping by the evaluation (``qm_fine_fit_seconds`` of
-    ``evaluation.baselines``); NaN where it was not recorded.
+    ``evaluation_baselines``); NaN where it was not recorded.
     """
     chunk = next(methods.iter_chunks(coarse, fine, hours.iloc[: int(params["hours"])], int(params["hours"])))
     settings = ChainSettings.from_params(evaluation["chain"], "evaluation.chain")
