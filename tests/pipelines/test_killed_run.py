@@ -22,7 +22,7 @@ import xarray as xr
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
-from precipdiff.inference.registry import load_version
+from precipdiff.registry import load_version
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.checkpoint import load_checkpoint
 from tests import paused_run
@@ -69,7 +69,7 @@ PROVENANCE_TAGS = {"stage", "objective", "transform", "residual", "data_fingerpr
 
 def registered_versions(project: Path) -> dict[str, list[tuple[ModelVersion, TrainedModel]]]:
     """Every registered version of the correction models in ``project``'s store, loaded as inference
-    loads them (:func:`~precipdiff.inference.registry.load_version`), oldest first.
+    loads them (:func:`~precipdiff.registry.load_version`), oldest first.
 
     Only the tracking URI is set (the registry follows it): ``mlflow.set_registry_uri`` would also
     set ``MLFLOW_REGISTRY_URI`` in the environment, which later runs of any project — and their
