@@ -58,7 +58,7 @@ def compare_arms(params: dict, **arms: pd.DataFrame) -> pd.DataFrame:
     return out[["arm", "method", *KEYS, "value"]].reset_index(drop=True)
 
 
-VALIDATION_SCORES = ("crps_fair", "spread_skill_ratio", "psd_ratio")
+VALIDATION_SCORES = ("crps_fair", "spread_skill_ratio", "psd_ratio")  # psd_ratio: the band farthest from 1
 
 
 def with_validation_scores(metrics: pd.DataFrame, correction: TrainedModel, downscaling: TrainedModel) -> pd.DataFrame:
