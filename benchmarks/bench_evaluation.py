@@ -1,7 +1,7 @@
 """Cost of the PrecipDiff chain per member-hour on this machine (sizes the evaluation defaults).
 
 Builds the correction and downscaling diffusion models of the CPU profile (conf/base
-``parameters_*_training.yml``, random weights: the cost does not depend on them) on the default
+``parameters_training.yml``, random weights: the cost does not depend on them) on the default
 Seattle grid (20 × 20 cells at 0.1°, 200 × 200 at 0.01°) and times ``run_chain`` for each
 (sampler steps, batch size, precision). Prints wall and process CPU seconds per member-hour; on a
 busy machine CPU / threads is the better estimate of the unloaded wall time.
@@ -30,7 +30,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
 
 def profile_model(stage: str) -> TrainedModel:
     """A random-weight diffusion model with the ``stage``'s CPU-profile U-Net and static channels."""
-    params = OmegaConf.to_container(OmegaConf.load(CONF / f"parameters_{stage}_training.yml"))[f"{stage}_training"]
+    params = OmegaConf.to_container(OmegaConf.load(CONF / "parameters_training.yml"))[f"{stage}_training"]
     channels = ["base", *params["static_channels"]]
     config = model_config("edm", len(channels), params["diffusion"]["model"], cond_mean=[0.0] * len(channels),
                           cond_std=[1.0] * len(channels), residual_scale=1.0, sigma_data=1.0)

@@ -25,9 +25,9 @@ from precipdiff.pipelines.residual_training import correction_pairs, downscaling
 
 def stage_params(project: Path, stage: str, env: str | None) -> dict:
     """``<stage>_training`` of conf/base, with the environment's file merged over it."""
-    files = [project / "conf" / "base" / f"parameters_{stage}_training.yml"]
+    files = [project / "conf" / "base" / "parameters_training.yml"]
     if env:
-        files.append(project / "conf" / env / f"parameters_{stage}_training.yml")
+        files.append(project / "conf" / env / "parameters_training.yml")
     params: dict = {}
     for f in files:
         if f.exists():

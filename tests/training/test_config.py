@@ -12,7 +12,7 @@ FROM_PATCHES = {"patch_size"}   # the pipeline takes it from preprocessing.patch
 
 
 def _block(stage: str, block: str) -> dict:
-    path = PROJECT_ROOT / "conf" / "base" / f"parameters_{stage}_training.yml"
+    path = PROJECT_ROOT / "conf" / "base" / "parameters_training.yml"
     params = yaml.safe_load(path.read_text(encoding="utf-8"))[f"{stage}_training"][block]
     return {k: v for k, v in params.items() if k != "enabled"}
 
@@ -22,12 +22,12 @@ def _block(stage: str, block: str) -> dict:
 def test_defaults_equal_the_yaml(stage, block):
     yaml_cfg = _block(stage, block)
     assert set(yaml_cfg) == set(DEFAULT_CONFIG) - FROM_PATCHES, (
-        f"parameters_{stage}_training.yml {block}: keys differ from DEFAULT_CONFIG: "
+        f"parameters_training.yml {stage}_training.{block}: keys differ from DEFAULT_CONFIG: "
         f"only in the YAML {sorted(set(yaml_cfg) - set(DEFAULT_CONFIG))}, "
         f"only in the code {sorted(set(DEFAULT_CONFIG) - set(yaml_cfg) - FROM_PATCHES)}")
     differ = {k: {"yaml": yaml_cfg[k], "code": DEFAULT_CONFIG[k]} for k in yaml_cfg
               if k not in PER_STAGE and yaml_cfg[k] != DEFAULT_CONFIG[k]}
-    assert not differ, f"parameters_{stage}_training.yml {block} disagrees with DEFAULT_CONFIG: {differ}"
+    assert not differ, f"parameters_training.yml {stage}_training.{block} disagrees with DEFAULT_CONFIG: {differ}"
 
 
 def test_the_default_batch_size_is_a_stage_s():

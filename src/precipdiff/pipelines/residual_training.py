@@ -1,7 +1,7 @@
 """The one template behind ``correction_training`` and ``downscaling_training``.
 
 Both pipelines are ``residual_training_pipeline(stage)``: they differ only in how the (condition,
-residual) pairs are made and in their parameters (``parameters_<stage>_training.yml``); the
+residual) pairs are made and in their parameters (``conf/base/parameters_training.yml``, ``<stage>_training``); the
 ``experiments`` pipelines reuse the same template on other data and parameters.
 
 * correction: condition = satellite (0.1°), residual = radar max-pooled to 0.1° − satellite;

@@ -1,7 +1,7 @@
 """The training knobs: their defaults (the CPU profile) and how a partial config is completed.
 
 :data:`DEFAULT_CONFIG` is what :func:`~precipdiff.training.loop.train` falls back on for any key a
-caller leaves out; the Kedro pipelines always pass every key from ``conf/base/parameters_*_training.yml``
+caller leaves out; the Kedro pipelines always pass every key from ``conf/base/parameters_training.yml``
 (``diffusion:`` / ``regression:``), and ``tests/training/test_config.py`` keeps the two equal.
 """
 
