@@ -43,6 +43,22 @@ def load(spec: str):
     return load_registered(name, version=version or None)  # no version: the latest
 
 
+def open_project(project: Path, env: str | None, datasets: list[str]) -> tuple[dict, dict]:
+    """The parameters and the named catalog datasets of a trained Kedro ``project`` (``env``), with
+    MLflow pointed at its registry (``mlflow.db``) so :func:`load` finds its models."""
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    os.chdir(project)
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env=env) as session:
+        context = session.load_context()
+        params, data = context.params, {name: context.catalog.load(name) for name in datasets}
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    return params, data
+
+
 def as_test(ds, split: str = "validation"):
     """``ds`` with its ``split`` hours labelled ``test`` (and the test hours hidden), so the
     evaluation's hour selection picks validation hours."""
@@ -67,19 +83,10 @@ def main() -> None:
     ap.add_argument("--env", default=None, help="Kedro environment of the project (e.g. mrms)")
     args = ap.parse_args()
 
-    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
     project = args.project.resolve()
-    os.chdir(project)
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project, env=args.env) as session:
-        context = session.load_context()
-        params = dict(context.params["evaluation"])
-        coarse = as_test(context.catalog.load("coarse_model_input"))
-        fine = as_test(context.catalog.load("fine_model_input"))
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    params, data = open_project(project, args.env, ["coarse_model_input", "fine_model_input"])
+    params = dict(params["evaluation"])
+    coarse, fine = (as_test(data[name]) for name in ("coarse_model_input", "fine_model_input"))
     params["hours"] = {**params["hours"], "max_hours": args.hours, "selection": args.selection}
     hours = ev.select_test_hours(coarse, fine, params)
     labels = args.labels.split(",")

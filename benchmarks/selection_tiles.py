@@ -4,7 +4,7 @@ window sizes: fair CRPS, spread–skill and the PSD ratio per band, as ``select_
 
     .venv/bin/python benchmarks/selection_tiles.py --project /path/to/trained/project \\
         [--stage downscaling] [--model precipdiff-downscaling] [--tiles 64x16,200x6] \\
-        [--grid '[{"num_steps": 5, "sigma_max": 10.0, "rho": 3.0, "solver": "heun"}]']
+        [--grid '[{"num_steps": 5, "sigma_max": 10.0, "rho": 3.0, "solver": "heun"}]'] [--env mrms]
 
 ``--tiles`` lists ``<side>x<count>`` window sizes (cells) and counts of the wettest validation
 windows; ``--grid`` defaults to the stage's ``sampler_selection.grid``. Models as in
@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 
 from precipdiff.inference.chain import pick_device, residual_sampler
@@ -38,21 +36,13 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="registered model (default precipdiff-<stage>)")
     parser.add_argument("--tiles", default="64x16,200x6")
     parser.add_argument("--grid", default=None, help="JSON list of sampler settings")
+    parser.add_argument("--env", default=None, help="Kedro environment of the project (e.g. mrms)")
     args = parser.parse_args()
-    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
-    project = args.project.resolve()
-    os.chdir(project)
-    from kedro.framework.session import KedroSession
-    from kedro.framework.startup import bootstrap_project
-
-    from compare_residual_base import load
-    bootstrap_project(project)
-    with KedroSession.create(project_path=project) as session:
-        ctx = session.load_context()
-        params = ctx.params[f"{args.stage}_training"]
-        coarse = ctx.catalog.load("coarse_model_input")
-        fine = ctx.catalog.load("fine_model_input") if args.stage == "downscaling" else None
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    from compare_residual_base import load, open_project
+    names = ["coarse_model_input"] + (["fine_model_input"] if args.stage == "downscaling" else [])
+    params, data = open_project(args.project.resolve(), args.env, names)
+    params = params[f"{args.stage}_training"]
+    coarse, fine = data["coarse_model_input"], data.get("fine_model_input")
     trained = load(args.model or f"precipdiff-{args.stage}")
     pairs = rt.downscaling_pairs(coarse, fine, params) if fine is not None else rt.correction_pairs(coarse, params)
     sel = params["sampler_selection"]
@@ -71,7 +61,7 @@ def main() -> None:
     out = pd.concat(tables, ignore_index=True)
     keep = ["tiles", "num_steps", "sigma_max", "rho", "solver", "crps_fair", "spread_skill_ratio", *bands]
     print(out[[c for c in keep if c in out]].round(4).to_string(index=False))
-    path = project / "data" / "08_reporting" / f"selection_tiles_{args.stage}.csv"
+    path = args.project.resolve() / "data" / "08_reporting" / f"selection_tiles_{args.stage}.csv"
     out.to_csv(path, index=False)
     print(f"written {path}")
 
