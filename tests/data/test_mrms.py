@@ -72,6 +72,18 @@ def test_missing_codes_and_bitmap_are_nan(make_grib, gz):
     assert np.isnan(cells[:4]).all() and cells[4] == 0.0 and np.all(cells[5:] == 2.5)
 
 
+def test_specks_above_the_physical_range_become_missing_but_a_mis_scaled_field_is_refused(make_grib, caplog):
+    values = np.full((150, 200), 2.5)
+    values[60, 50:52] = 3112.0  # two cells of 3112 mm, as in the real file of 2016-09-22 23:00 (Sierra Nevada)
+    ds = read_mrms(make_grib(values), SMALL)
+    cells = ds["precipitation"].isel(time=0).sel(lat=43.395).values
+    assert np.isnan(cells[:2]).all() and np.all(cells[2:] == 2.5)
+    assert "2 decoded rate(s) outside the physical range" in caplog.text and "set to missing" in caplog.text
+    values[50:60, 50:70] = 3112.0  # 200 cells: damaged or mis-scaled, not specks
+    with pytest.raises(ReaderError, match="202 decoded rate.*damaged or mis-scaled"):
+        read_mrms(make_grib(values), SMALL)
+
+
 def test_precip_rate_product(make_grib):
     ds = read_mrms(make_grib(product="PrecipRate", valid="2023-06-01 12:02"), SMALL)
     assert ds["time"].values[0] == np.datetime64("2023-06-01T12:02")

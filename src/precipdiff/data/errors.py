@@ -10,6 +10,7 @@ a decoded field outside the physical range is refused rather than returned.
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -18,9 +19,16 @@ import xarray as xr
 
 from precipdiff.data.contract import VARIABLE, snap_box
 
+log = logging.getLogger(__name__)
+
 # More than twice the WMO world record for about an hour (305 mm in 42 min, Holt, Missouri, 1947,
 # ≈ 436 mm/h): a decoded rate above this is a damaged or mis-scaled file, not rain
 PHYSICAL_MAX_RATE_MM_H = 1000.0
+# ... unless it is a speck: real archives carry a few such cells (the shared MRMS GaugeCorr file of
+# 2016-09-22 23:00 holds two adjacent cells of 3112 mm in the Sierra Nevada among 15 million valid
+# ones). Up to this many cells, or this share of the valid cells, become missing (NaN, never rain)
+# with a warning naming the file; more, and the file is refused as damaged.
+SPECK_CELLS, SPECK_SHARE = 10, 1e-4
 
 
 class ReaderError(ValueError):
@@ -57,11 +65,18 @@ def guarded_reader(reader: Callable[..., xr.Dataset]) -> Callable[..., xr.Datase
 
 
 def check_physical_range(ds: xr.Dataset, path: str | Path) -> None:
-    """Raise :class:`ReaderError` if ``precipitation`` holds a value outside [0, 1000] mm/h (NaN allowed)."""
+    """Raise :class:`ReaderError` if ``precipitation`` holds values outside [0, 1000] mm/h (NaN allowed),
+    except specks (at most ``SPECK_CELLS`` cells or ``SPECK_SHARE`` of the valid ones), which are set
+    to NaN in place and logged."""
     values = np.asarray(ds[VARIABLE].values)
     bad = ~np.isnan(values) & ((values < 0) | (values > PHYSICAL_MAX_RATE_MM_H))
-    if bad.any():
-        found = values[bad]
-        raise reader_error(path, f"{int(bad.sum())} decoded rate(s) outside the physical range 0..{PHYSICAL_MAX_RATE_MM_H:g}"
-                                 f" mm/h (found {float(found.min()):g}..{float(found.max()):g}); the file is damaged or "
-                                 "mis-scaled")
+    n_bad = int(bad.sum())
+    if not n_bad:
+        return
+    found = values[bad]
+    what = (f"{n_bad} decoded rate(s) outside the physical range 0..{PHYSICAL_MAX_RATE_MM_H:g} mm/h (found "
+            f"{float(found.min()):g}..{float(found.max()):g})")
+    if n_bad > max(SPECK_CELLS, SPECK_SHARE * int(np.isfinite(values).sum())):
+        raise reader_error(path, f"{what}; the file is damaged or mis-scaled")
+    values[bad] = np.nan
+    log.warning("%s: %s set to missing (isolated specks, not rain)", path, what)
