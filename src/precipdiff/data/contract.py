@@ -183,6 +183,15 @@ def validate(ds: xr.Dataset, kind: str, name: str | None = None) -> xr.Dataset:
     return ds
 
 
+def check_axis(values: np.ndarray, res: float, name: str) -> None:
+    """Raise :class:`ContractError` unless ``values`` are ascending cell centres, ``res`` apart, with
+    cell edges on multiples of ``res`` (``name`` prefixes the message)."""
+    def fail(msg: str) -> None:
+        raise ContractError(f"{name}: {msg}")
+
+    _check_axis(values, res, name.rsplit(" ", 1)[-1], fail)
+
+
 def _check_axis(values: np.ndarray, res: float, coord: str, fail) -> None:
     if values.ndim != 1 or values.size == 0:
         fail(f"{coord} must be a non-empty 1-D coordinate")

@@ -2,7 +2,9 @@
 
 A day file keeps the canonical satellite under ``satellite`` (dims ``time, lat_satellite,
 lon_satellite``) and the radar under ``radar`` (``time, lat, lon``); :func:`unpack` gives the two
-canonical datasets back. Keys are ``<fingerprint>/<YYYY-MM-DD>``: the fingerprint hashes every
+canonical datasets back. A day of a large domain holds stacks of box-hours the same way (satellite
+dims ``sample, y_satellite, x_satellite``, :mod:`precipdiff.data.boxes`); a day that kept no box-hour
+is an empty dataset (:func:`empty`), skipped by :func:`assemble`. Keys are ``<fingerprint>/<YYYY-MM-DD>``: the fingerprint hashes every
 parameter that shapes the data, so changing the box or an error knob never reuses stale days.
 """
 
@@ -15,10 +17,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from precipdiff.data import boxes as bx
 from precipdiff.data import contract
 from precipdiff.data.contract import VARIABLE
 
 _SAT_DIMS = {"lat": "lat_satellite", "lon": "lon_satellite"}
+_SAT_STACK = {"y": "y_satellite", "x": "x_satellite", "lat": "lat_satellite", "lon": "lon_satellite"}
 
 
 def fingerprint(values: dict) -> str:
@@ -36,15 +40,27 @@ def day_of(times: np.ndarray) -> np.ndarray:
 
 
 def pack(satellite: xr.Dataset, radar: xr.Dataset) -> xr.Dataset:
-    """Both canonical datasets of one day in one dataset (satellite on renamed dims)."""
-    sat = satellite.rename({**_SAT_DIMS, VARIABLE: "satellite"})
+    """Both canonical datasets (or both stacks) of one day in one dataset (satellite on renamed dims)."""
+    sat = satellite.rename({**(_SAT_STACK if bx.is_stack(satellite) else _SAT_DIMS), VARIABLE: "satellite"})
     out = sat.assign(radar=radar[VARIABLE])
+    if bx.is_stack(radar):
+        out = out.assign_coords(lat=radar["lat"], lon=radar["lon"])
     out.attrs = {"Conventions": "CF-1.8", "title": "precipdiff ingested day (satellite and radar)"}
     return out
 
 
+def empty() -> xr.Dataset:
+    """The partition of a day that kept no box-hour (a large domain on a dry day)."""
+    return xr.Dataset(attrs={"Conventions": "CF-1.8", "title": "precipdiff ingested day: no box-hour kept"})
+
+
 def unpack(day: xr.Dataset) -> tuple[xr.Dataset, xr.Dataset]:
-    """The canonical ``(satellite, radar)`` of a packed day."""
+    """The canonical ``(satellite, radar)`` (or stacks) of a packed day."""
+    if "sample" in day.dims:
+        sat = day[["satellite"]].drop_vars(["lat", "lon"], errors="ignore").rename(
+            {"satellite": VARIABLE, **{v: k for k, v in _SAT_STACK.items()}})
+        radar = day[["radar"]].drop_vars(["lat_satellite", "lon_satellite"], errors="ignore").rename({"radar": VARIABLE})
+        return bx.add_coord_attrs(sat), bx.add_coord_attrs(radar)
     sat = day[["satellite"]].rename({"satellite": VARIABLE, **{v: k for k, v in _SAT_DIMS.items()}})
     radar = day[["radar"]].rename({"radar": VARIABLE})
     return sat.drop_vars(["lat_satellite", "lon_satellite"], errors="ignore"), radar
@@ -65,7 +81,15 @@ def assemble(days: dict, fp: str) -> tuple[xr.Dataset, xr.Dataset]:
     keys = sorted(k for k in days if k.startswith(f"{fp}/"))
     if not keys:
         raise ValueError(f"ingestion: no ingested day matches the current parameters (fingerprint {fp})")
-    parts = [unpack(days[k]() if callable(days[k]) else days[k]) for k in keys]
+    loaded = [days[k]() if callable(days[k]) else days[k] for k in keys]
+    parts = [unpack(d) for d in loaded if d.data_vars]
+    if not parts:
+        raise ValueError(f"ingestion: the {len(keys)} ingested day(s) of fingerprint {fp} kept no box-hour "
+                         "(ingestion.domain.keep)")
+    if bx.is_stack(parts[0][1]):
+        sat, radar = bx.concat([p[0] for p in parts]), bx.concat([p[1] for p in parts])
+        bx.validate_stack_pair(sat, radar)
+        return sat, radar
     sat = xr.concat([p[0] for p in parts], dim="time")
     radar = xr.concat([p[1] for p in parts], dim="time")
     for ds in (sat, radar):

@@ -26,11 +26,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dask
+import numpy as np
 import pandas as pd
 import xarray as xr
 
+from precipdiff.data import boxes as bx
 from precipdiff.data.align import halfhours_to_hours, intersect_times, rates_to_hours
-from precipdiff.data.contract import validate, validate_pair
+from precipdiff.data.contract import VARIABLE, validate, validate_pair
 from precipdiff.data.errors import ReaderError, reader_error
 from precipdiff.data.imerg import name_start, read_imerg
 from precipdiff.data.mrms import RATE_PRODUCTS, parse_name, read_mrms
@@ -255,3 +257,118 @@ def iter_days(
                                             on_error=on_error)
             yield sat, radar, {"day": day.isoformat(), **report}
 
+
+
+# ---- large domains: many boxes of one grid ---------------------------------------------------------
+def ingest_day_boxes(
+    imerg_paths: Sequence[str | Path],
+    mrms_paths: Sequence[str | Path],
+    boxes: Sequence[bx.Box],
+    keep: Mapping[str, float],
+    *,
+    scheduler=None,
+    on_error: str = "raise",
+    step_minutes: int = 2,
+) -> tuple[xr.Dataset | None, xr.Dataset | None, dict]:
+    """:func:`ingest_day` over many ``boxes`` at once: the box-hours worth keeping, as stacks.
+
+    Each radar hour is decoded once over the boxes' bounding box (one task per hour: a 1-h file, or
+    the ``PrecipRate`` files of the hour summed one at a time, so no hour of 2-min fields is ever held
+    whole), cut into the boxes, and only the box-hours passing ``keep``
+    (:func:`~precipdiff.data.boxes.keep_hours`: ``min_coverage``, ``min_wet_fraction``,
+    ``wet_threshold_mm_h``) are returned. IMERG half hours are read over the same bounding box,
+    averaged to hours and cut to the kept box-hours. Memory: a few full-domain fields per worker,
+    plus the kept box-hours of the day.
+
+    Returns
+    -------
+    (satellite stack | None, radar stack | None, report)
+        Stacks (:mod:`~precipdiff.data.boxes`) of the kept box-hours (``None`` when the day keeps
+        none; no satellite without IMERG files) and counts (box-hours seen, kept, dropped …).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    started = time.perf_counter()
+    product, radar_paths, n_off_hour = _select_mrms(mrms_paths)
+    bbox = bx.bounding_box(boxes)
+    if product in RATE_PRODUCTS:
+        by_hour: dict[pd.Timestamp, list] = defaultdict(list)
+        for path in radar_paths:
+            by_hour[parse_name(path)[1].ceil("h")].append(path)  # sample at t counts toward the hour ending ceil(t)
+        groups = [by_hour[h] for h in sorted(by_hour)]
+    else:
+        groups = [[p] for p in radar_paths]
+    tasks = [dask.delayed(_radar_hour_boxes)(g, bbox, boxes, dict(keep), product, step_minutes, on_error)
+             for g in groups]
+    sat_tasks = [dask.delayed(_guarded)(read_imerg, p, bbox, on_error) for p in imerg_paths]
+    with dask_scheduler(scheduler) as sched:
+        hours, sat_parts = dask.compute(tasks, sat_tasks, scheduler=sched)
+    radar, errors = _radar_stack(hours, boxes)
+    sat, n_half_dropped = None, 0
+    if imerg_paths and radar is not None:
+        halfhours, _, sat_errors = _collect(sat_parts, "satellite")
+        errors.update(sat_errors)
+        hourly, n_half_dropped = halfhours_to_hours(halfhours)
+        sat, radar = _satellite_stack(hourly, radar, boxes)
+    report = {"imerg_files": len(imerg_paths), "mrms_files": len(radar_paths), "mrms_product": product,
+              "mrms_files_off_the_hour": n_off_hour, "boxes": len(boxes),
+              "box_hours_seen": int(sum(h.get("seen", 0) for h in hours)),
+              "hours": 0 if radar is None else int(np.unique(radar["time"].values).size),
+              "box_hours": 0 if radar is None else int(radar.sizes["sample"]),
+              "hours_dropped_incomplete_rates": int(sum(h.get("dropped", 0) for h in hours)),
+              "hours_dropped_incomplete_halfhours": n_half_dropped, "errors": errors,
+              "seconds": round(time.perf_counter() - started, 3)}
+    return sat, radar, report
+
+
+def _radar_hour_boxes(paths, bbox, boxes, keep, product, step_minutes, on_error) -> dict:
+    """One radar hour over ``bbox``, cut into ``boxes``: the kept box indices and their fields (mm/h)."""
+    total, count, errors, when = None, 0, [], None
+    for path in paths:  # one file (1-h QPE) or the 2-min rates of the hour, summed one at a time
+        part = _guarded(read_mrms, path, bbox, on_error)
+        if not isinstance(part, xr.Dataset):
+            errors.append(part)
+            continue
+        values = part[VARIABLE].values[0]
+        total = values.astype(np.float64) if total is None else total + values  # NaN in any step: NaN (align.py)
+        count, grid = count + 1, (part["lat"].values, part["lon"].values)
+        when = pd.Timestamp(part["time"].values[0]).ceil("h") if product in RATE_PRODUCTS else pd.Timestamp(
+            part["time"].values[0])
+    if product in RATE_PRODUCTS and count < 60 // step_minutes:
+        return {"errors": errors, "dropped": 1 if paths else 0}
+    if total is None:
+        return {"errors": errors}
+    fields = bx.cut((total / count).astype(np.float32)[None], *grid, boxes, "radar")[0]
+    kept, _, _ = bx.keep_hours(fields, float(keep["min_coverage"]), float(keep["min_wet_fraction"]),
+                               float(keep["wet_threshold_mm_h"]))
+    idx = np.flatnonzero(kept)
+    return {"time": when, "boxes": idx, "values": fields[idx].copy(), "seen": len(boxes), "errors": errors}
+
+
+def _radar_stack(hours: list[dict], boxes: Sequence[bx.Box]) -> tuple[xr.Dataset | None, dict[str, str]]:
+    errors = {e["path"]: e["error"] for h in hours for e in h.get("errors", [])}
+    kept = [h for h in hours if "time" in h and len(h["boxes"])]
+    if not any("time" in h for h in hours):
+        raise ReaderError(f"ingest_day_boxes: no readable radar hour ({len(errors)} files failed: {list(errors)[:3]})")
+    if not kept:
+        return None, errors
+    values = np.concatenate([h["values"] for h in kept])
+    times = np.concatenate([[h["time"].to_datetime64()] * len(h["boxes"]) for h in kept])
+    chosen = [boxes[i] for h in kept for i in h["boxes"]]
+    return bx.make_stack(values, times, chosen, kind="radar", source="NOAA MRMS (box-hours kept by precipdiff)"), errors
+
+
+def _satellite_stack(hourly: xr.Dataset, radar: xr.Dataset, boxes: Sequence[bx.Box]):
+    """The satellite of the radar stack's box-hours (hours IMERG lacks are dropped from both)."""
+    times = radar["time"].values
+    have = np.isin(times, hourly["time"].values)
+    radar = radar.isel(sample=np.flatnonzero(have))
+    by_name = {b.name: b for b in boxes}
+    chosen = [by_name[n] for n in radar["box"].values.astype(str)]
+    fields = hourly[VARIABLE].sel(time=radar["time"].values).values  # (N, H, W) of the bounding box
+    lat, lon = hourly["lat"].values, hourly["lon"].values
+    values = np.stack([bx.cut(f[None], lat, lon, [b], "satellite")[0, 0] for f, b in zip(fields, chosen)])
+    sat = bx.make_stack(values, radar["time"].values, chosen, kind="satellite",
+                        source=hourly[VARIABLE].attrs.get("source", "NASA GPM IMERG"))
+    bx.validate_stack_pair(sat, radar)
+    return sat, radar

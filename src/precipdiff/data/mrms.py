@@ -38,7 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from precipdiff.data.contract import GRID_TOLERANCE, RESOLUTION, grid_for_box, make_dataset
-from precipdiff.data.errors import guarded_reader, reader_error
+from precipdiff.data.errors import ReaderError, guarded_reader, reader_error
 
 # MRMS UserTable_MRMS_v12.2 (GRIB2 discipline 209, category 6): parameter number of each product
 PRODUCTS = {
@@ -117,6 +117,26 @@ def read_mrms(path: str | Path, box: Mapping[str, float]) -> xr.Dataset:
     values = field[rows, cols].astype(np.float32)  # the only copy: the box, flipped to ascending lat
     values[values < 0] = np.nan  # MRMS codes -3/-1/-999 and the bitmap sentinel
     return _dataset(values, valid, lat, lon, product, path)
+
+
+def grid_extent(path: str | Path) -> dict[str, float]:
+    """Edges ``{lat_min, lat_max, lon_min, lon_max}`` (degrees, lon east in [-180, 180)) of the regular
+    0.01° grid of an MRMS file, from its GRIB2 grid section (no field is decoded)."""
+    path = Path(path)
+    handle = _new_handle(path)
+    try:
+        grid = grid_geometry(handle, path)
+    except (eccodes.CodesInternalError, KeyError, ValueError) as exc:
+        if isinstance(exc, ReaderError):
+            raise
+        raise reader_error(path, f"eccodes cannot read the grid section ({exc})") from exc
+    finally:
+        eccodes.codes_release(handle)
+    half = round(RESOLUTION["radar"] * _MICRO) // 2
+    lats = sorted((grid["lat0"], grid["lat0"] + (grid["nj"] - 1) * grid["dj"]))
+    lons = sorted((grid["lon0"], grid["lon0"] + (grid["ni"] - 1) * grid["di"]))
+    return {"lat_min": (lats[0] - half) / _MICRO, "lat_max": (lats[1] + half) / _MICRO,
+            "lon_min": (lons[0] - half) / _MICRO, "lon_max": (lons[1] + half) / _MICRO}
 
 
 def read_message(path: Path) -> bytes:

@@ -23,14 +23,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
-import pandas as pd
 import torch
 
 from precipdiff.data import transforms
 from precipdiff.data.contract import NEST
 from precipdiff.nn.precond import EDMPrecond
 from precipdiff.nn.sampler import edm_sampler
-from precipdiff.seeds import member_seeds
+from precipdiff.seeds import hour_keys, member_seeds  # noqa: F401  (hour_keys: re-exported)
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.distributed import pick_device  # noqa: F401  (also used by the inference nodes)
 
@@ -126,12 +125,6 @@ def _check_sampler(sampler: Mapping) -> None:
         raise ChainSettingError("sampler.solver", sampler["solver"], " or ".join(repr(s) for s in SOLVERS))
     if "S_churn" in sampler and float(sampler["S_churn"]) < 0:
         raise ChainSettingError("sampler.S_churn", sampler["S_churn"], "a number >= 0")
-
-
-def hour_keys(times) -> list[int]:
-    """Integer key of each hour for the latents: whole hours since 1970-01-01T00 UTC."""
-    hours = pd.DatetimeIndex(np.asarray(times, dtype="datetime64[ns]")).asi8 // 3_600_000_000_000
-    return [int(h) for h in hours]
 
 
 @dataclass(frozen=True)
