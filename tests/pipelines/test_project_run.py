@@ -10,12 +10,14 @@ from tests.conftest import make_project_copy, run_kedro
 
 
 def test_outputs_follow_the_contract(tiny_project):
-    from precipdiff.data import contract
+    from precipdiff.data import boxes, contract
 
-    sat = xr.open_dataset(tiny_project / "data/03_primary/satellite.nc")
-    radar = xr.open_dataset(tiny_project / "data/03_primary/radar.nc")
-    contract.validate_pair(sat, radar)
-    assert sat.sizes == {"time": 96, "lat": 4, "lon": 4}
+    contract.validate_pair(xr.open_dataset(tiny_project / "data/02_intermediate/satellite.nc"),
+                           xr.open_dataset(tiny_project / "data/02_intermediate/radar.nc"))
+    sat = xr.open_dataset(tiny_project / "data/03_primary/satellite.nc").load()
+    radar = xr.open_dataset(tiny_project / "data/03_primary/radar.nc").load()
+    boxes.validate_stack_pair(sat, radar)  # from preprocessing on: the stack of the one box, its hours in order
+    assert sat.sizes == {"sample": 96, "y": 4, "x": 4} and set(sat.box_number.values) == {0}
     coarse = xr.open_dataset(tiny_project / "data/05_model_input/coarse.nc")
     assert coarse.satellite.attrs["transform"] == "log1p" and coarse.satellite.attrs["units"] == "1"
     assert set(np.unique(coarse.split.values)) == {"train", "validation", "test"}
@@ -27,7 +29,7 @@ def test_outputs_follow_the_contract(tiny_project):
 
 def test_patch_index_and_statistics(tiny_project):
     fine = pd.read_parquet(tiny_project / "data/05_model_input/fine_patches.parquet")
-    assert {"time", "time_index", "row", "col", "wet_fraction", "split"} <= set(fine.columns)
+    assert {"time", "sample_index", "row", "col", "wet_fraction", "split"} <= set(fine.columns)
     assert fine.wet_fraction.between(0, 1).all() and set(fine["size"]) == {32}
     stats = pd.read_parquet(tiny_project / "data/05_model_input/statistics.parquet")
     assert {"residual_correction", "residual_downscaling"} <= set(stats.variable)

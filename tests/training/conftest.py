@@ -22,7 +22,7 @@ def make_problem(seed: int = 0):
     residual[0, 0, :4, :4] = np.nan
     rows = [(t, r, c, float((field[t, 0, r:r + P, c:c + P] > 0).mean()) + 0.05,
              "train" if t < T - 4 else "validation") for t in range(T) for r in (0, 8) for c in (0, 8)]
-    patches = pd.DataFrame(rows, columns=["time_index", "row", "col", "weight", "split"])
+    patches = pd.DataFrame(rows, columns=["sample_index", "row", "col", "weight", "split"])
     return cond, residual, patches
 
 

@@ -34,13 +34,13 @@ def test_statistics_are_rms_of_training_patches(problem):
     stats = normalisation_stats(prepare_data(cond, residual, patches, cfg), cfg)
     train = patches[patches.split == "train"]
     crops = np.stack([residual[t, 0, r:r + 16, c:c + 16] for t, r, c in
-                      zip(train.time_index, train.row, train.col)])
+                      zip(train.sample_index, train.row, train.col)])
     rms = math.sqrt(np.nanmean(crops.astype(np.float64) ** 2))
     assert stats["residual_scale"] == pytest.approx(rms, rel=1e-6)
     assert stats["sigma_data"] == pytest.approx(1.0, rel=1e-6)  # uniform draw: unit RMS after scaling
     weighted = normalisation_stats(prepare_data(cond, residual, patches, resolve_config(TINY)), resolve_config(TINY))
     assert weighted["sigma_data"] > 1.0  # wet-weighted patches have larger residuals
-    times = np.unique(train.time_index)
+    times = np.unique(train.sample_index)
     assert stats["cond_mean"][0] == pytest.approx(cond[times, 0].astype(np.float64).mean(), abs=1e-6)
 
 

@@ -90,7 +90,8 @@ STATIC_CHANNELS = ("lat", "lon")  # what a model's condition may add to its base
 def condition(base: np.ndarray, static: Sequence[str], lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """The model condition ``(T, 1 + len(static), H, W)`` float32: the base field ``(T, H, W)``
     (transformed units) then the static channels named in ``static``, cell-centre latitude / longitude
-    in degrees of the axes ``lat`` ``(H,)`` and ``lon`` ``(W,)``.
+    in degrees of the axes ``lat`` ``(H,)`` and ``lon`` ``(W,)``, or per sample ``(T, H)``, ``(T, W)``
+    (a stack of box-hours, :mod:`precipdiff.data.boxes`).
 
     The one builder of the condition for training pairs, the sampler selection, evaluation and
     inference: ``static`` is ``<stage>_training.static_channels`` at training, then the model's
@@ -99,11 +100,12 @@ def condition(base: np.ndarray, static: Sequence[str], lat: np.ndarray, lon: np.
     unknown = sorted(set(static) - set(STATIC_CHANNELS))
     if unknown:
         raise ValueError(f"static_channels: unknown {unknown}; expected any of {list(STATIC_CHANNELS)}")
-    grids = {"lat": lat[:, None], "lon": lon[None, :]}
+    lat, lon = np.asarray(lat), np.asarray(lon)
+    grids = {"lat": lat[..., :, None], "lon": lon[..., None, :]}  # (H, 1) / (T, H, 1) and (1, W) / (T, 1, W)
     out = np.empty((base.shape[0], 1 + len(static), *base.shape[-2:]), np.float32)
     out[:, 0] = base
     for k, name in enumerate(static, start=1):
-        out[:, k] = np.broadcast_to(grids[name], base.shape[-2:])
+        out[:, k] = np.broadcast_to(grids[name], out[:, k].shape)
     return out
 
 

@@ -42,10 +42,11 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainingPairs:
-    """Condition ``(T, C, H, W)``, base field and residual ``(T, 1, H, W)`` on one grid.
+    """Condition ``(N, C, H, W)``, base field and residual ``(N, 1, H, W)`` of ``N`` box-hours on one grid.
 
     ``target = transforms.apply_residual(base, residual, residual_kind, transform)`` (transformed
-    units); ``cond[:, 0] == base[:, 0]``.
+    units); ``cond[:, 0] == base[:, 0]``. Per sample: ``times``, ``split`` (``held_out`` for the
+    box-hours of ``exclude_regions``), ``regions``, cell centres ``lat`` ``(N, H)`` and ``lon`` ``(N, W)``.
     """
 
     cond: np.ndarray
@@ -59,6 +60,7 @@ class TrainingPairs:
     transform: str
     upsampling: str
     residual_kind: str = "transformed"
+    regions: np.ndarray | None = None
 
     def target(self, idx, residual: np.ndarray | None = None) -> np.ndarray:
         """``base + residual`` (transformed units) of the hours ``idx`` (``residual``: another one)."""
@@ -72,10 +74,26 @@ def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -
     kind, name = params.get("residual", "transformed"), ds.attrs["transform"]
     cond = transforms.condition(base, names, lat, lon)
     residual = transforms.make_residual(base, target, kind, name)[:, None].astype(np.float32)
+    regions = ds["region"].values.astype(str)
+    split = np.where(np.isin(regions, held_out_regions(params, regions)), "held_out", ds["split"].values.astype(str))
     return TrainingPairs(cond=cond, base=base[:, None], residual=residual,
-                         times=ds["time"].values, split=ds["split"].values.astype(str), lat=lat, lon=lon,
+                         times=ds["time"].values, split=split, lat=lat, lon=lon,
                          channels=["base", *names], transform=name, upsampling=ds.attrs["upsampling"],
-                         residual_kind=kind)
+                         residual_kind=kind, regions=regions)
+
+
+def held_out_regions(params: dict, regions: np.ndarray | None = None) -> list[str]:
+    """``exclude_regions`` of the stage: regions none of whose box-hours is trained or validated on
+    (checked against the data's ``regions`` when given)."""
+    excluded = [str(r) for r in params.get("exclude_regions") or []]
+    if regions is not None:
+        unknown = sorted(set(excluded) - set(np.unique(regions)))
+        if unknown:
+            raise ValueError(f"{params['stage']}_training.exclude_regions: {unknown} not in the data's regions "
+                             f"{sorted(np.unique(regions))}")
+        if set(np.unique(regions)) <= set(excluded):
+            raise ValueError(f"{params['stage']}_training.exclude_regions {excluded} leaves no region to train on")
+    return excluded
 
 
 def correction_pairs(coarse: xr.Dataset, params: dict) -> TrainingPairs:
@@ -90,9 +108,10 @@ def downscaling_pairs(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> Tra
 
 
 def _patch_table(patches: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """Training/validation patches with sampling weight = floor + wet fraction."""
+    """Training/validation patches (none of a held-out region) with sampling weight = floor + wet fraction."""
     keep = patches[patches.split.isin(["train", "validation"])
-                   & (patches.valid_fraction >= float(params["min_valid_fraction"]))]
+                   & (patches.valid_fraction >= float(params["min_valid_fraction"]))
+                   & ~patches["region"].astype(str).isin(held_out_regions(params))]
     return keep.assign(weight=float(params["wet_weight_floor"]) + keep.wet_fraction)
 
 
@@ -113,6 +132,8 @@ def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
             "sampler": dict(params.get("sampler", {})),
             "domain": {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),
                        "lon_min": float(pairs.lon.min()), "lon_max": float(pairs.lon.max())},
+            "train_regions": sorted(np.unique(pairs.regions[pairs.split == "train"]).tolist()),
+            "held_out_regions": held_out_regions(params),
             "train_period": [str(pairs.times[pairs.split == "train"].min()),
                              str(pairs.times[pairs.split == "train"].max())]}
 

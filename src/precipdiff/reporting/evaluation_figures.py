@@ -38,9 +38,10 @@ def sample_maps(samples: xr.Dataset, vmax_percentile: float = 99.5) -> go.Figure
     coarse = {"coarse_lat": "lat", "coarse_lon": "lon"}
     thr = float(samples["exceedance_probability"].attrs.get("threshold_mm_h", np.nan))
     panels, prob_panels = [], []
-    for t in samples["time"].values:
-        s = samples.sel(time=t)
-        stamp = np.datetime_as_string(t, unit="h")
+    for i in range(samples.sizes["sample"]):
+        s = samples.isel(sample=i)
+        stamp = np.datetime_as_string(s["time"].values, unit="h")
+        stamp += f" {s['box'].item()}" if "box" in s.coords and samples["box"].to_series().nunique() > 1 else ""
         row = [(f"satellite 0.1° {stamp}", s["satellite"].rename(coarse)),
                ("corrected 0.1° (member 1)", s["corrected"].isel(member=0).rename(coarse))]
         row += [(f"member {m + 1}", s["downscaled"].isel(member=m)) for m in range(s.sizes["member"])]
@@ -51,7 +52,7 @@ def sample_maps(samples: xr.Dataset, vmax_percentile: float = 99.5) -> go.Figure
     rates = np.concatenate([samples[v].values.ravel() for v in ("radar", "downscaled")])
     vmax = max(float(np.nanpercentile(rates, vmax_percentile)) if np.isfinite(rates).any() else 1.0, 1.0)
     members = samples.attrs.get("n_members", "?")
-    fig = map_panels(panels, rows=samples.sizes["time"], vmax_mm_h=vmax,
+    fig = map_panels(panels, rows=samples.sizes["sample"], vmax_mm_h=vmax,
                      title=f"Test hours: satellite → PrecipDiff ensemble ({members} members) vs radar")
     for k, i in enumerate(prob_panels):  # probability panels: their own scale, not log1p(mm/h)
         p = panels[i][1].values

@@ -20,8 +20,8 @@ TICKS_MM_H = [0, 0.5, 1, 2, 5, 10, 20, 50]
 
 
 def wettest_hours(radar: xr.Dataset, n_hours: int) -> np.ndarray:
-    """Indices of the ``n_hours`` hours with the largest radar mean rate, in time order."""
-    means = radar[VARIABLE].mean(dim=("lat", "lon"), skipna=True).values
+    """Indices of the ``n_hours`` hours (box-hours of a stack) with the largest radar mean rate, in order."""
+    means = radar[VARIABLE].mean(dim=radar[VARIABLE].dims[1:], skipna=True).values
     return np.sort(np.argsort(np.nan_to_num(means, nan=-1.0))[::-1][:n_hours])
 
 
@@ -53,10 +53,12 @@ def map_panels(
 def sample_hours_figure(satellite: xr.Dataset, radar: xr.Dataset, n_hours: int = 3) -> go.Figure:
     """Satellite (0.1°) above radar (0.01°) for the ``n_hours`` wettest hours."""
     idx = wettest_hours(radar, n_hours)
+    along = radar[VARIABLE].dims[0]  # time, or sample for a stack of box-hours
     panels = []
     for row, (label, ds) in enumerate((("satellite", satellite), ("radar", radar))):
         for i in idx:
-            da = ds[VARIABLE].isel(time=i)
-            panels.append((f"{label} {np.datetime_as_string(da['time'].values, unit='h')}", da))
-    vmax = float(np.nanpercentile(radar[VARIABLE].isel(time=idx).values, 99.5)) or 1.0
+            da = ds[VARIABLE].isel({along: i})
+            where = f" {da['region'].item()} {da['box'].item()}" if along == "sample" else ""
+            panels.append((f"{label} {np.datetime_as_string(da['time'].values, unit='h')}{where}", da))
+    vmax = float(np.nanpercentile(radar[VARIABLE].isel({along: idx}).values, 99.5)) or 1.0
     return map_panels(panels, rows=2, vmax_mm_h=max(vmax, 1.0), title="Sample hours: satellite vs radar")

@@ -68,6 +68,34 @@ def paired_table(intervals: pd.DataFrame, method: str = "diffusion_chain", strat
     return out
 
 
+#: columns of the per-region table: (label, method, metric, kind, versus)
+REGION_COLUMNS = [("CRPS fair", "diffusion_chain", "crps_fair", "value", ""),
+                  ("vs regression (CRPS ratio)", "diffusion_chain", "crps_fair", "ratio", "regression_chain"),
+                  ("vs QM (CRPS ratio)", "diffusion_chain", "crps_fair", "ratio", "qm_bilinear"),
+                  ("vs RainFARM (CRPS ratio)", "diffusion_chain", "crps_fair", "ratio", "rainfarm"),
+                  ("spread–skill", "diffusion_chain", "spread_skill_ratio", "value", ""),
+                  ("PSD ratio 3 km", "diffusion_chain", "psd_ratio_3km", "value", ""),
+                  ("PSD ratio 5 km", "diffusion_chain", "psd_ratio_5km", "value", ""),
+                  ("PSD ratio 10 km", "diffusion_chain", "psd_ratio_10km", "value", "")]
+
+
+def region_table(intervals: pd.DataFrame, grid: str = "fine") -> pd.DataFrame:
+    """One row per region (strata ``region:<name>``): the diffusion chain's scores and its paired CRPS
+    ratios to the baselines, ``estimate [low, high]``, and the number of box-hours."""
+    rows = intervals[intervals["stratum"].str.startswith("region:") & (intervals["grid"] == grid)]
+    out = pd.DataFrame(index=pd.Index(sorted(rows["stratum"].str.removeprefix("region:").unique()), name="region"))
+    for label, method, metric, kind, versus in REGION_COLUMNS:
+        sel = rows[(rows["method"] == method) & (rows["metric"] == metric) & (rows["kind"] == kind)
+                   & (rows["versus"] == versus)]
+        if len(sel):
+            by = sel.assign(region=sel["stratum"].str.removeprefix("region:")).set_index("region")
+            out[label] = [cell(*by.loc[r, ["estimate", "ci_low", "ci_high"]]) if r in by.index else "–"
+                          for r in out.index]
+    counts = rows.groupby(rows["stratum"].str.removeprefix("region:"))["n_hours"].max()
+    out["box-hours"] = [int(counts.get(r, 0)) for r in out.index]
+    return out
+
+
 def markdown(table: pd.DataFrame) -> str:
     """A Markdown table of ``table`` (its index as the first column)."""
     cols = [table.index.name or "", *table.columns]

@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from precipdiff.reporting.evaluation_figures import METHOD_ORDER
-from precipdiff.reporting.intervals import paired_table, value_table
+from precipdiff.reporting.intervals import paired_table, region_table, value_table
 
 # (column, metric(s) tried in order, threshold mm/h, scale); the first metric present wins, so
 # deterministic methods show ``fss`` and ensembles ``fss_members`` in the same column.
@@ -140,7 +140,7 @@ INTERVAL_BLOCKS = [("fine", "diffusion_chain", "the full chain and every method,
 def _intervals_html(intervals: pd.DataFrame, level: float) -> str:
     """Per stratum and block: the scores with their intervals, and the paired method against each other."""
     parts = []
-    for stratum in dict.fromkeys(intervals["stratum"]):
+    for stratum in (s for s in dict.fromkeys(intervals["stratum"]) if not s.startswith("region:")):
         for grid, method, title in INTERVAL_BLOCKS:
             rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == grid)]
             if rows.empty:
@@ -149,8 +149,12 @@ def _intervals_html(intervals: pd.DataFrame, level: float) -> str:
                       f"({int(rows['n_hours'].iloc[0])} hours)</h3>", value_table(intervals, stratum, grid).to_html(),
                       f"<p><code>{method}</code> against each method (same resampled hours; Δ = {method} − method, "
                       f"* = the interval excludes 0):</p>", paired_table(intervals, method, stratum, grid).to_html()]
+    regions = region_table(intervals)
+    if len(regions):
+        parts += ["<h3>Per region: the full chain at 1 km (each region's box-hours bootstrapped on their own)</h3>",
+                  regions.to_html()]
     return (f"<p>{level:.0%} hour-block bootstrap intervals (percentile; resampled blocks of consecutive "
-            f"evaluated hours): a difference whose interval contains 0 is not distinguishable from noise "
+            f"evaluated hours of a box): a difference whose interval contains 0 is not distinguishable from noise "
             f"on these hours.</p>" + "".join(parts))
 
 
@@ -171,7 +175,9 @@ def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, fi
               "<h2>Model selection</h2>", _selection_html(selection)]
     for title, fig in figures.items():
         parts += [f"<h2>{html.escape(title)}</h2>", fig.to_html(full_html=False, include_plotlyjs=False)]
-    listed = hours.assign(time=hours["time"].astype(str))[["time", "radar_mean_mm_h", "radar_wet_fraction", "sample"]]
+    where = [c for c in ("region", "box") if c in hours and hours[c].nunique() > 1]
+    listed = hours.assign(time=hours["time"].astype(str))[["time", *where, "radar_mean_mm_h", "radar_wet_fraction",
+                                                           "sample"]]
     parts += ["<h2>Evaluated hours</h2>", listed.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
               "<p>The full table (every metric, threshold and scale) is "
               "<code>data/08_reporting/metrics.parquet</code>, "

@@ -59,7 +59,7 @@ def prepare_data(cond: np.ndarray, residual: np.ndarray, patches: pd.DataFrame, 
             cond.shape[0], *cond.shape[2:]) != (residual.shape[0], *residual.shape[2:]):
         raise ValueError(f"train: need cond (T, C, H, W) and residual (T, 1, H, W) on the same T, H, W; "
                          f"got cond {cond.shape}, residual {residual.shape}")
-    missing = {"time_index", "row", "col", "weight", "split"} - set(patches.columns)
+    missing = {"sample_index", "row", "col", "weight", "split"} - set(patches.columns)
     if missing:
         raise KeyError(f"train: patches lacks columns {sorted(missing)}; has {list(patches.columns)}")
     splits = set(patches["split"].unique()) - {"train", "validation"}
@@ -71,7 +71,7 @@ def prepare_data(cond: np.ndarray, residual: np.ndarray, patches: pd.DataFrame, 
     parts = {}
     for name in ("train", "validation"):
         p = patches[patches["split"] == name]
-        parts[name] = {"t": p["time_index"].to_numpy(np.int64), "row": p["row"].to_numpy(np.int64),
+        parts[name] = {"t": p["sample_index"].to_numpy(np.int64), "row": p["row"].to_numpy(np.int64),
                        "col": p["col"].to_numpy(np.int64), "weight": p["weight"].to_numpy(np.float64)}
     if len(parts["train"]["t"]) == 0:
         raise ValueError("train: patches has no rows with split == 'train'")
@@ -83,7 +83,7 @@ def prepare_data(cond: np.ndarray, residual: np.ndarray, patches: pd.DataFrame, 
 
 
 def _check_offsets(patches: pd.DataFrame, T: int, H: int, W: int, size: tuple[int, int]) -> None:
-    t, r, c = (patches[k].to_numpy() for k in ("time_index", "row", "col"))
+    t, r, c = (patches[k].to_numpy() for k in ("sample_index", "row", "col"))
     bad = (t < 0) | (t >= T) | (r < 0) | (r + size[0] > H) | (c < 0) | (c + size[1] > W)
     if bad.any():
         first = patches[bad].iloc[0].to_dict()

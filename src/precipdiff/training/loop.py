@@ -106,7 +106,7 @@ def train(cond: np.ndarray, residual: np.ndarray, patches: pd.DataFrame, config:
     residual : np.ndarray
         ``(T, 1, H, W)`` float32 target residual in transformed-intensity units; NaN = missing (masked).
     patches : pd.DataFrame
-        Columns ``time_index`` (int into T), ``row``, ``col`` (top-left offsets into H, W),
+        Columns ``sample_index`` (int into T), ``row``, ``col`` (top-left offsets into H, W),
         ``weight`` (float ≥ 0; patch-draw probability ∝ weight when ``wet_weighting``),
         ``split`` (``"train"`` | ``"validation"``).
     config : mapping

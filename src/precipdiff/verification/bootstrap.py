@@ -70,7 +70,9 @@ class HourlyStats:
         if self.pixel_km is not None:
             res = rapsd(ens, self.pixel_km)
             self.wavelength_km = res.wavelength_km
-            self.psd.append(np.nanmean(res.psd.reshape(len(ens), m, -1), axis=1))
+            psd = res.psd.reshape(len(ens), m, -1)
+            ok = np.isfinite(psd).sum(axis=1)  # members with a spectrum (none for a field with a radar gap)
+            self.psd.append(np.where(ok > 0, np.nansum(psd, axis=1) / np.maximum(ok, 1), np.nan))
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """``keys`` (N,), ``stats`` (N, len(STAT_NAMES)), ``psd`` (N, K) or None, in the order added."""

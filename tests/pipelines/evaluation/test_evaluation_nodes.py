@@ -8,6 +8,7 @@ import xarray as xr
 from precipdiff.pipelines.evaluation import flags, methods, nodes
 from precipdiff.pipelines.evaluation.scores import MethodScores, ScoreConfig, Scoreboard
 from precipdiff.verification import tidy
+from tests.stacks import model_input
 
 FIG = {"sample_hours": 2}
 
@@ -23,30 +24,26 @@ def inputs():
     rate_f[:6] *= 100.0  # training radar 100× wetter than anything in the test period
     rate_c = rate_f.reshape(t, 3, 10, 3, 10).max(axis=(2, 4))
     sat = rate_c * 0.5
-    attrs = {"transform": "log1p", "upsampling": "bilinear"}
-    coords = {"time": times, "split": ("time", split)}
-    coarse = xr.Dataset({"satellite": (("time", "lat", "lon"), np.log1p(sat)),
-                         "radar": (("time", "lat", "lon"), np.log1p(rate_c))},
-                        coords={**coords, "lat": [47.05, 47.15, 47.25], "lon": [-122.35, -122.25, -122.15]}, attrs=attrs)
-    fine = xr.Dataset({"radar": (("time", "lat", "lon"), np.log1p(rate_f))},
-                      coords={**coords, "lat": 47.005 + 0.01 * np.arange(30), "lon": -122.395 + 0.01 * np.arange(30)},
-                      attrs=attrs)
+    coarse = model_input({"satellite": np.log1p(sat), "radar": np.log1p(rate_c)}, np.array([47.05, 47.15, 47.25]),
+                         np.array([-122.35, -122.25, -122.15]), split, times=times)
+    fine = model_input({"radar": np.log1p(rate_f)}, 47.005 + 0.01 * np.arange(30), -122.395 + 0.01 * np.arange(30),
+                       split, times=times)
     return coarse, fine
 
 
 def test_select_wettest_and_evenly_spaced(inputs):
     coarse, fine = inputs
     hours = nodes.select_test_hours(coarse, fine, {"hours": {"max_hours": 3, "selection": "wettest"}, "figures": FIG})
-    assert hours["time_index"].tolist() == [9, 10, 11]  # the three wettest test hours, in time order
+    assert hours["sample_index"].tolist() == [9, 10, 11]  # the three wettest test hours, in time order
     np.testing.assert_allclose(hours["radar_mean_mm_h"], [3, 4, 5], rtol=1e-5)
     assert hours["sample"].tolist() == [False, True, True]
     spaced = nodes.select_test_hours(coarse, fine, {"hours": {"max_hours": 3, "selection": "evenly_spaced"},
                                                     "figures": FIG})
-    assert spaced["time_index"].tolist() == [6, 8, 11]
+    assert spaced["sample_index"].tolist() == [6, 8, 11]
     everything = nodes.select_test_hours(coarse, fine, {"hours": {"max_hours": None}, "figures": FIG})
     assert len(everything) == 6
     with pytest.raises(ValueError, match="no 'test' hour"):
-        nodes.select_test_hours(coarse.assign_coords(split=("time", ["train"] * 12)), fine,
+        nodes.select_test_hours(coarse.assign_coords(split=("sample", ["train"] * 12)), fine,
                                 {"hours": {}, "figures": FIG})
 
 
@@ -65,7 +62,7 @@ def test_baselines_fitted_on_training_split_only(inputs):
 
 def test_satellite_fields_share_pixels_with_the_radar(inputs):
     coarse, fine = inputs
-    hours = pd.DataFrame({"time_index": [6, 7, 8]})
+    hours = pd.DataFrame({"sample_index": [6, 7, 8]})
     chunks = list(methods.iter_chunks(coarse, fine, hours, chunk_hours=2))
     assert [len(c.times) for c in chunks] == [2, 1]
     fields = methods.satellite_fields(chunks[0])
@@ -145,3 +142,80 @@ def test_bias_growth_is_the_slope_against_log_intensity():
     assert got[("satellite_bilinear", "bias_growth")] == pytest.approx(-0.5)
     assert got[("amplified", "bias_growth_flag")] == 1.0
     assert got[("flat", "bias_growth_flag")] == 0.0 and got[("satellite_bilinear", "bias_growth_flag")] == 0.0
+
+
+@pytest.fixture(scope="module")
+def box_hours():
+    """Test box-hours of three regions: 6 hours of box 1 (north), 2 of box 2 (south), 4 of box 3 (west)."""
+    hours = pd.date_range("2022-10-01T01:00", periods=6, freq="h").values
+    rows = [(t, 1, "north") for t in hours] + [(t, 2, "south") for t in hours[:2]] + [(t, 3, "west") for t in hours[2:]]
+    rows.sort(key=lambda r: (r[0], r[1]))
+    times, numbers, regions = (np.array(c) for c in zip(*rows))
+    n = len(rows)
+    rate = np.arange(1, n + 1, dtype=np.float32)[:, None, None] * np.ones((n, 20, 20), np.float32)
+    kw = {"times": times, "box_numbers": numbers, "regions": regions}
+    lat, lon = 47.005 + 0.01 * np.arange(20), -122.395 + 0.01 * np.arange(20)
+    fine = model_input({"radar": np.log1p(rate)}, lat, lon, ["test"] * n, **kw)
+    coarse = model_input({"radar": np.log1p(rate[:, ::10, ::10]), "satellite": np.log1p(rate[:, ::10, ::10])},
+                         lat[5::10], lon[5::10], ["test"] * n, **kw)
+    return coarse, fine
+
+
+def test_stratified_selection_shares_box_hours_among_regions(box_hours):
+    coarse, fine = box_hours
+    hours = nodes.select_test_hours(coarse, fine, {"hours": {"max_hours": 7, "selection": "stratified"}, "figures": FIG})
+    counts = hours["region"].value_counts().to_dict()
+    assert counts == {"north": 3, "south": 2, "west": 2}  # south has only 2: its third goes to north (name order)
+    north = hours[hours.region == "north"]["time"].dt.hour.tolist()
+    assert north == [1, 3, 6]  # evenly spaced in time within the region
+    assert len(set(hours["hour_key"])) == 7
+    one = nodes.select_test_hours(coarse, fine, {"hours": {"regions": ["west"]}, "figures": FIG})
+    assert set(one["region"]) == {"west"} and len(one) == 4
+    with pytest.raises(ValueError, match="no test box-hour in \\['east'\\]"):
+        nodes.select_test_hours(coarse, fine, {"hours": {"regions": ["east"]}, "figures": FIG})
+
+
+def test_chunks_hold_one_box_each_in_time_order(box_hours):
+    coarse, fine = box_hours
+    hours = nodes.select_test_hours(coarse, fine, {"hours": {"max_hours": None}, "figures": FIG})
+    chunks = list(methods.iter_chunks(coarse, fine, hours, chunk_hours=4))
+    assert [len(c.times) for c in chunks] == [4, 2, 2, 4]  # box 1: 4 + 2, box 2: 2, box 3: 4
+    for c in chunks:
+        assert len({k // 2**32 for k in c.hour_keys}) == 1 and np.all(np.diff(c.times) > np.timedelta64(0))
+    assert sorted(k for c in chunks for k in c.hour_keys) == sorted(hours["hour_key"])
+
+
+def test_intervals_have_a_stratum_per_region(box_hours):
+    from precipdiff.pipelines.evaluation.intervals import strata
+
+    coarse, fine = box_hours
+    hours = nodes.select_test_hours(coarse, fine, {"hours": {"max_hours": None}, "figures": FIG})
+    s = strata(hours, 0.34)
+    assert set(s) == {"all", "wettest", "region:north", "region:south", "region:west"}
+    assert len(s["region:south"]) == 2 and set(s["region:west"]) <= set(s["all"])
+    boxes = np.asarray(s["all"]) // 2**32
+    assert np.all(np.diff(boxes) >= 0)  # box by box: bootstrap blocks are consecutive hours of one box
+
+
+def test_masked_scores_skip_radar_gaps_and_agree_where_nothing_is_missing():
+    from precipdiff.pipelines.evaluation.scores import mask_missing
+
+    rng = np.random.default_rng(5)
+    obs, fcst = rng.gamma(0.5, 2.0, (2, 3, 16, 16)).astype(np.float32)[:, 0], rng.gamma(0.5, 2.0, (2, 4, 16, 16))
+    assert mask_missing(fcst, obs) is fcst  # nothing missing: the very same array, the same scores
+    gappy = obs.copy()
+    gappy[1, :4, :4] = np.nan
+    cfg = ScoreConfig(fss_scales_px=(1, 3), pixel_km=1.0)
+    full, masked = Scoreboard({"fine": cfg}), Scoreboard({"fine": cfg})
+    full.add("m", "fine", fcst, obs, [0, 1])
+    masked.add("m", "fine", fcst, gappy, [0, 1])
+    t_full, t_mask = (b.table().set_index("metric")["value"] for b in (full, masked))
+    valid = np.isfinite(gappy)
+    assert t_mask["n"] == valid.sum()
+    err = fcst.mean(axis=1) - obs
+    assert t_mask["rmse"] == pytest.approx(np.sqrt(np.mean(err[valid] ** 2)), rel=1e-6)
+    assert t_full["rmse"] == pytest.approx(np.sqrt(np.mean(err ** 2)), rel=1e-6)
+    only_first = Scoreboard({"fine": cfg})
+    only_first.add("m", "fine", fcst[:1], obs[:1], [0])
+    psd = lambda b: b.table().query("metric == 'psd'")["value"].to_numpy()  # noqa: E731
+    np.testing.assert_allclose(psd(masked), psd(only_first))  # the gappy field is out of the spectrum

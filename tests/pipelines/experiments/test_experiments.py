@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from precipdiff.pipelines.experiments import experiment_pipelines
+from precipdiff.pipelines.experiments.pipeline import create_pipeline as experiments_pipeline
 from precipdiff.pipelines.experiments.cost import _rss_mb, area_km2
 from precipdiff.pipelines.experiments.nodes import compare_arms, markdown_table, override_params, wide_table
 from tests.conftest import make_project_copy, run_kedro
@@ -58,7 +59,8 @@ def test_grid_area_matches_the_spherical_band():
 
 def test_every_experiment_is_registered_and_namespaced():
     pipes = experiment_pipelines()
-    assert sorted(pipes) == sorted(f"experiment_{n}" for n in NAMES)
+    assert sorted(pipes) == sorted(f"experiment_{n}" for n in [*NAMES, "held_out"])  # held_out: not in `experiments`
+    assert not set(experiments_pipeline().nodes) & set(pipes["experiment_held_out"].nodes)
     for name, p in pipes.items():
         # `kedro run --pipelines=<name>` imports precipdiff.pipelines.<name>: each needs its folder
         module = importlib.import_module(f"precipdiff.pipelines.{name}")

@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from precipdiff.data import boxes as bx
 from precipdiff.data import contract
 from precipdiff.pipelines.preprocessing import nodes
 
@@ -36,7 +37,7 @@ def test_patch_index_counts_wet_fraction_like_a_loop():
                             size=16, stride=8, wet_mm_h=0.5, transform="log1p")
     assert set(idx.row) == {0, 8, 16, 24} and set(idx.col) == {0, 8, 16, 24, 32, 34}
     for rec in idx.sample(10, random_state=0).itertuples():
-        patch = target[rec.time_index, rec.row : rec.row + 16, rec.col : rec.col + 16]
+        patch = target[rec.sample_index, rec.row : rec.row + 16, rec.col : rec.col + 16]
         assert rec.wet_fraction == pytest.approx((patch >= np.log1p(0.5)).mean(), abs=1e-6)
         assert rec.valid_fraction == pytest.approx(np.isfinite(patch).mean(), abs=1e-6)
 
@@ -49,9 +50,10 @@ def test_crop_to_common_nests_and_intersects_hours():
                                 kind="satellite", source="s")
     rad = contract.make_dataset(np.ones((3, 50, 50)), t[1:], *contract.grid_for_box(box_r, "radar"),
                                 kind="radar", source="r")
-    s, r = nodes.crop_to_common(sat, rad)
-    assert s.sizes == {"time": 3, "lat": 4, "lon": 4} and r.sizes == {"time": 3, "lat": 40, "lon": 40}
-    assert s.lat.values[0] == pytest.approx(47.15)
+    s, r = nodes.crop_to_common(sat, rad)  # as the stack of the one box
+    assert s.sizes == {"sample": 3, "y": 4, "x": 4} and r.sizes == {"sample": 3, "y": 40, "x": 40}
+    assert s.lat.values[0, 0] == pytest.approx(47.15)
+    assert (s.time.values == t[1:]).all() and set(s.box.values) == {"box"} and set(s.box_number.values) == {0}
 
 
 def test_quality_control_counts_and_masks():
@@ -66,3 +68,40 @@ def test_quality_control_counts_and_masks():
     _, out, report = nodes.quality_control(sat, ds, {"qc": {"max_rate_mm_h": 300}})
     assert np.isnan(out.precipitation.values[0, 0, :3]).all()
     assert report.set_index("dataset").loc["radar", ["negative_or_fill", "implausible"]].tolist() == [2, 1]
+
+
+def _box_hours():
+    """A satellite/radar stack pair of two boxes and three hours (box r00c01 misses hour 2)."""
+    regions = {"a": {"lat_min": 40, "lat_max": 50, "lon_min": -100, "lon_max": -91.6},
+               "b": {"lat_min": 40, "lat_max": 50, "lon_min": -91.6, "lon_max": -80}}
+    layout = bx.layout({"lat_min": 42.0, "lat_max": 42.4, "lon_min": -92.0, "lon_max": -91.2}, 40, regions)
+    hours = pd.date_range("2022-01-01T01", periods=3, freq="h").values
+    chosen = [(t, b) for t in hours for b in layout if not (b.name == "r00c01" and t == hours[1])]
+    rng = np.random.default_rng(1)
+    radar = rng.gamma(0.5, 2.0, size=(len(chosen), 40, 40)).astype(np.float32)
+    radar[0, :3, :3] = np.nan  # a radar gap: masked, never filled
+    times, boxes = [c[0] for c in chosen], [c[1] for c in chosen]
+    sat = bx.make_stack(radar.reshape(-1, 4, 10, 4, 10).mean(axis=(2, 4)), times, boxes, kind="satellite", source="s")
+    return sat, bx.make_stack(radar, times, boxes, kind="radar", source="r")
+
+
+def test_box_hours_go_through_preprocessing_with_their_split_and_region():
+    sat, radar = _box_hours()
+    params = {"pooling": "max", "pool_max_missing": 0.5, "transform": "log1p", "upsampling": "bilinear",
+              "split": {"fractions": {"train": 0.34, "validation": 0.33, "test": 0.33}, "gap_hours": 0},
+              "patches": {"wet_threshold_mm_h": 0.1, "coarse": {"size": 4, "stride": 2},
+                          "fine": {"size": 20, "stride": 20}}}
+    s, r = nodes.crop_to_common(sat, radar)
+    pooled = nodes.pool_radar(r, params)
+    assert pooled.sizes == {"sample": 5, "y": 4, "x": 4}
+    np.testing.assert_allclose(pooled.lat.values[:, 0], s.lat.values[:, 0])
+    splits = nodes.make_splits(s, params)
+    assert splits.split.tolist() == ["train", "validation", "test"]  # three hours, however many boxes each
+    coarse, fine = nodes.build_model_inputs(s, pooled, r, splits, params)
+    assert fine["split"].values.tolist() == ["train", "train", "validation", "test", "test"]
+    assert fine["region"].values.tolist() == ["a", "b", "a", "a", "b"]
+    assert np.isnan(fine["radar"].values[0, :3, :3]).all() and np.isfinite(fine["radar"].values[1:]).all()
+    _, patches = nodes.build_patch_indices(coarse, fine, params)
+    assert len(patches) == 5 * 4 and set(patches["region"]) == {"a", "b"}
+    first = patches[(patches.sample_index == 0) & (patches.row == 0) & (patches.col == 0)].iloc[0]
+    assert first.valid_fraction == pytest.approx(1 - 9 / 400)

@@ -8,26 +8,21 @@ import xarray as xr
 from precipdiff.data import transforms
 from precipdiff.pipelines import correction_training, downscaling_training
 from precipdiff.pipelines import residual_training as rt
+from tests.stacks import model_input
 
 
-def _ds(values, res, attrs, split):
-    t, h, w = values.shape
-    ds = xr.Dataset({k: (("time", "lat", "lon"), v) for k, v in values.items()} if isinstance(values, dict)
-                    else {"radar": (("time", "lat", "lon"), values)},
-                    coords={"time": pd.date_range("2022", periods=t, freq="h"),
-                            "lat": 47 + res * (np.arange(h) + 0.5), "lon": -122 + res * (np.arange(w) + 0.5)})
-    ds.attrs.update(attrs)
-    return ds.assign_coords(split=("time", np.array(split)))
+def _ds(values: dict, res, split, **kw):
+    h, w = next(iter(values.values())).shape[1:]
+    return model_input(values, 47 + res * (np.arange(h) + 0.5), -122 + res * (np.arange(w) + 0.5), split, **kw)
 
 
 @pytest.fixture
 def inputs():
     rng = np.random.default_rng(0)
-    attrs = {"transform": "log1p", "upsampling": "bilinear"}
     split = ["train", "train", "validation"]
     sat, rad_c = rng.random((3, 2, 3), dtype=np.float32), rng.random((3, 2, 3), dtype=np.float32)
-    coarse = _ds(rad_c, 0.1, attrs, split).assign(satellite=(("time", "lat", "lon"), sat))
-    fine = _ds(rng.random((3, 20, 30), dtype=np.float32), 0.01, attrs, split)
+    coarse = _ds({"radar": rad_c, "satellite": sat}, 0.1, split)
+    fine = _ds({"radar": rng.random((3, 20, 30), dtype=np.float32)}, 0.01, split)
     return coarse, fine
 
 
@@ -36,7 +31,7 @@ def test_correction_pairs_residual_and_static_channels(inputs):
     pairs = rt.correction_pairs(coarse, {"static_channels": ["lat", "lon"]})
     assert pairs.cond.shape == (3, 3, 2, 3) and pairs.channels == ["base", "lat", "lon"]
     np.testing.assert_allclose(pairs.base[:, 0] + pairs.residual[:, 0], coarse.radar.values, rtol=1e-6)
-    np.testing.assert_allclose(pairs.cond[1, 1, :, 0], coarse.lat.values)  # latitude channel, degrees
+    np.testing.assert_allclose(pairs.cond[1, 1, :, 0], coarse.lat.values[1])  # latitude channel, degrees
 
 
 def test_downscaling_pairs_use_the_preprocessing_upsampling(inputs):
@@ -56,11 +51,33 @@ def test_fingerprint_changes_with_the_data(inputs):
 
 
 def test_patch_table_weights_and_filters():
-    patches = pd.DataFrame({"split": ["train", "validation", "test", "train"], "wet_fraction": [0.5, 0.2, 0.9, 0.4],
-                            "valid_fraction": [1.0, 1.0, 1.0, 0.5]})
+    patches = pd.DataFrame({"split": ["train", "validation", "test", "train", "train"],
+                            "wet_fraction": [0.5, 0.2, 0.9, 0.4, 0.6], "valid_fraction": [1.0, 1.0, 1.0, 0.5, 1.0],
+                            "region": ["a", "a", "a", "a", "b"]})
     table = rt._patch_table(patches, {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05})
-    assert list(table.split) == ["train", "validation"]  # test split and mostly-missing patches dropped
-    np.testing.assert_allclose(table.weight, [0.55, 0.25])
+    assert list(table.split) == ["train", "validation", "train"]  # test split and mostly-missing patches dropped
+    np.testing.assert_allclose(table.weight, [0.55, 0.25, 0.65])
+    held_out = rt._patch_table(patches, {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05, "stage": "correction",
+                                         "exclude_regions": ["b"]})
+    assert set(held_out["region"]) == {"a"}
+
+
+def test_a_held_out_region_is_neither_trained_nor_validated_on():
+    rng = np.random.default_rng(3)
+    split = ["train", "train", "validation", "validation", "test", "test"]
+    regions = ["north", "south"] * 3
+    times = pd.to_datetime(["2022-01-01T01"] * 2 + ["2022-01-01T02"] * 2 + ["2022-01-01T03"] * 2).values
+    kw = {"times": times, "box_numbers": [1, 2] * 3, "regions": regions}
+    coarse = _ds({"radar": rng.random((6, 2, 3)), "satellite": rng.random((6, 2, 3))}, 0.1, split, **kw)
+    params = {"stage": "correction", "static_channels": ["lat", "lon"], "exclude_regions": ["south"]}
+    pairs = rt.correction_pairs(coarse, params)
+    assert pairs.split.tolist() == ["train", "held_out", "validation", "held_out", "test", "held_out"]
+    tiles = rt.validation_tiles(pairs, {"tile": 2, "n_tiles": 10})
+    assert len(tiles[0]) == 1  # the north box-hour of the validation hour only
+    info = rt._info(pairs, params, "edm")
+    assert info["train_regions"] == ["north"] and info["held_out_regions"] == ["south"]
+    with pytest.raises(ValueError, match="not in the data's regions"):
+        rt.correction_pairs(coarse, {**params, "exclude_regions": ["west"]})
 
 
 def test_history_metrics_format():

@@ -25,15 +25,24 @@ COLUMNS = ["stratum", "method", "grid", "metric", "versus", "kind", "estimate", 
 
 
 def strata(hours: pd.DataFrame, wettest_fraction: float) -> dict[str, np.ndarray]:
-    """Hour keys (in time order) of the strata ``all`` and ``wettest`` (the ``wettest_fraction``
-    of the evaluated hours with the largest radar mean rate; at least 2 hours)."""
+    """Box-hour keys of the strata ``all``, ``wettest`` (the ``wettest_fraction`` of the evaluated
+    box-hours with the largest radar mean rate; at least 2) and, when more than one region is
+    evaluated, ``region:<name>`` for each region (the per-region table).
+
+    Keys are ordered box by box, each box's hours in time order, so a bootstrap block of consecutive
+    keys is consecutive hours of one box (hours of a box are the dependent ones); for the one box of
+    a one-box run this is time order.
+    """
     if not 0 < float(wettest_fraction) <= 1:
         raise ValueError(f"evaluation.intervals.wettest_fraction must be in (0, 1]; got {wettest_fraction}")
-    ordered = hours.sort_values("time")
+    ordered = hours.sort_values(["box_number", "time"] if "box_number" in hours else "time")
     n_wet = max(2, int(round(float(wettest_fraction) * len(ordered))))
     wet = ordered["radar_mean_mm_h"].fillna(-1).nlargest(n_wet).index
-    return {"all": ordered["hour_key"].to_numpy(np.int64),
-            "wettest": ordered.loc[ordered.index.isin(wet), "hour_key"].to_numpy(np.int64)}
+    out = {"all": ordered["hour_key"].to_numpy(np.int64),
+           "wettest": ordered.loc[ordered.index.isin(wet), "hour_key"].to_numpy(np.int64)}
+    if "region" in hours and hours["region"].nunique() > 1:
+        out.update({f"region:{r}": g["hour_key"].to_numpy(np.int64) for r, g in ordered.groupby("region", sort=True)})
+    return out
 
 
 def _scores(sums: dict, radar: dict | None, bands: dict, metrics: list[str]) -> dict:

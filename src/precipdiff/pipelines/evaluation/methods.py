@@ -32,9 +32,11 @@ import pandas as pd
 import xarray as xr
 
 from precipdiff.baselines import QuantileMapping, rainfarm_ensemble
+from precipdiff.data import boxes as bx
 from precipdiff.data import transforms
 from precipdiff.data.contract import NEST
-from precipdiff.inference.chain import ChainSettings, hour_keys, run_chain
+from precipdiff.inference.chain import ChainSettings, run_chain
+from precipdiff.seeds import sample_keys
 from precipdiff.training.artifact import TrainedModel
 
 
@@ -43,7 +45,7 @@ class Chunk:
     """A few evaluated hours: inputs and truth in mm/h, the satellite also in transformed units."""
 
     times: np.ndarray  # (T,) datetime64
-    hour_keys: list[int]  # (T,) hours since 1970 (chain.hour_keys): the noise key, independent of the selection
+    hour_keys: list[int]  # (T,) box-hour keys (seeds.sample_keys): the noise key, independent of the selection
     sat_t: np.ndarray  # (T, h, w) satellite, transformed units
     sat: np.ndarray  # (T, h, w) satellite, mm/h
     radar_coarse: np.ndarray  # (T, h, w) radar max-pooled to 0.1°, mm/h
@@ -54,19 +56,24 @@ class Chunk:
 
 
 def iter_chunks(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, chunk_hours: int) -> Iterator[Chunk]:
-    """The selected ``hours`` (column ``time_index``) in chunks of ``chunk_hours``, in time order."""
+    """The selected box-hours (column ``sample_index``) in chunks of at most ``chunk_hours``, box by box
+    (a chunk holds one box, so one grid), each box's hours in time order."""
     name = coarse.attrs["transform"]
-    index = np.sort(hours["time_index"].to_numpy())
-    for start in range(0, index.size, max(int(chunk_hours), 1)):
-        idx = index[start:start + int(chunk_hours)]
-        sat_t = coarse["satellite"].values[idx]
-        times = coarse["time"].values[idx]
-        yield Chunk(times=times, hour_keys=hour_keys(times), sat_t=sat_t,
-                    sat=transforms.inverse_transform(sat_t, name),
-                    radar_coarse=transforms.inverse_transform(coarse["radar"].values[idx], name),
-                    radar=transforms.inverse_transform(fine["radar"].values[idx], name),
-                    coarse_grid=(coarse["lat"].values, coarse["lon"].values),
-                    fine_grid=(fine["lat"].values, fine["lon"].values), transform=name)
+    index = np.sort(hours["sample_index"].to_numpy())
+    numbers = coarse["box_number"].values[index]
+    step = max(int(chunk_hours), 1)
+    for number in np.unique(numbers):  # sample order is (time, box): each box's hours stay in time order
+        of_box = index[numbers == number]
+        for start in range(0, of_box.size, step):
+            idx = of_box[start:start + step]
+            sat_t = coarse["satellite"].values[idx]
+            times = coarse["time"].values[idx]
+            yield Chunk(times=times, hour_keys=sample_keys(times, coarse["box_number"].values[idx]), sat_t=sat_t,
+                        sat=transforms.inverse_transform(sat_t, name),
+                        radar_coarse=transforms.inverse_transform(coarse["radar"].values[idx], name),
+                        radar=transforms.inverse_transform(fine["radar"].values[idx], name),
+                        coarse_grid=bx.sample_grid(coarse, idx[0]), fine_grid=bx.sample_grid(fine, idx[0]),
+                        transform=name)
 
 
 def satellite_fields(chunk: Chunk) -> dict[str, np.ndarray]:

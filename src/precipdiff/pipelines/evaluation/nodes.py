@@ -16,6 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from precipdiff.baselines import QuantileMapping, fit_alpha
+from precipdiff.data import boxes as bx
 from precipdiff.data import transforms
 from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import ChainSettings, hour_keys
@@ -32,22 +33,37 @@ BLOCK = "downscaling_only"  # the grid of the downscaling-alone block (1 km, fro
 
 # ---- which hours ------------------------------------------------------------------------------
 def select_test_hours(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd.DataFrame:
-    """The evaluated test hours: all of them, or ``hours.max_hours`` chosen by ``hours.selection``.
+    """The evaluated test box-hours (the test hours of a one-box run): all, or ``hours.max_hours`` of
+    them chosen by ``hours.selection``.
 
-    ``wettest``: the hours with the largest radar mean rate (so scores describe rainy hours, not
-    the climatology); ``evenly_spaced``: every k-th test hour. ``sample`` marks the
-    ``figures.sample_hours`` wettest selected hours shown on the maps.
+    ``wettest``: the largest radar mean rate (so scores describe rainy hours, not the climatology);
+    ``evenly_spaced``: every k-th test box-hour in time; ``stratified``: evenly spaced within each
+    region, the regions sharing ``max_hours`` equally (a fixed rule, blind to any result; for one
+    region it is ``evenly_spaced``). ``hour_key`` is the box-hour's key
+    (:func:`precipdiff.seeds.sample_keys`: the hour key for the one box of a one-box run); ``sample``
+    marks the ``figures.sample_hours`` wettest selected box-hours shown on the maps.
     """
-    if not np.array_equal(coarse["time"].values, fine["time"].values):
-        raise ValueError("evaluation: coarse_model_input and fine_model_input have different time axes")
-    test = np.flatnonzero(coarse["split"].values.astype(str) == "test")
+    if not all(np.array_equal(coarse[c].values, fine[c].values) for c in ("time", "box_number")):
+        raise ValueError("evaluation: coarse_model_input and fine_model_input hold different box-hours")
+    split = params["hours"].get("split", "test")  # benchmarks score VALIDATION hours the same way
+    test = np.flatnonzero(coarse["split"].values.astype(str) == split)
     if test.size == 0:
-        raise ValueError("evaluation: coarse_model_input has no 'test' hour (preprocessing.split.fractions.test)")
+        raise ValueError(f"evaluation: coarse_model_input has no {split!r} hour (preprocessing.split.fractions.{split})")
     radar = transforms.inverse_transform(fine["radar"].values[test], fine.attrs["transform"])
-    table = pd.DataFrame({"time": pd.to_datetime(coarse["time"].values[test]), "time_index": test,
-                          "hour_key": hour_keys(coarse["time"].values[test]),
+    table = pd.DataFrame({"time": pd.to_datetime(coarse["time"].values[test]), "sample_index": test,
+                          "hour_key": bx.keys(coarse)[test], "box": coarse["box"].values[test].astype(str),
+                          "box_number": coarse["box_number"].values[test],
+                          "region": coarse["region"].values[test].astype(str),
                           "radar_mean_mm_h": np.nanmean(radar, axis=(1, 2)),
-                          "radar_wet_fraction": np.mean(radar >= 0.1, axis=(1, 2))})
+                          "radar_wet_fraction": np.nanmean(np.where(np.isfinite(radar), radar >= 0.1, np.nan),
+                                                           axis=(1, 2))})
+    regions = params["hours"].get("regions")  # only these regions' box-hours (the held-out experiment)
+    if regions:
+        missing = sorted(set(regions) - set(table["region"]))
+        if missing:
+            raise ValueError(f"evaluation.hours.regions: no test box-hour in {missing}; the test split has "
+                             f"{sorted(table['region'].unique())}")
+        table = table[table["region"].isin(regions)].reset_index(drop=True)
     cap, how = params["hours"].get("max_hours"), params["hours"].get("selection", "wettest")
     if cap is not None and int(cap) < len(table):
         table = _subset(table, int(cap), how)
@@ -55,9 +71,9 @@ def select_test_hours(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd.
     if n_maps < 1:
         raise ValueError(f"evaluation.figures.sample_hours must be >= 1, got {n_maps}")
     table["sample"] = table.index.isin(table["radar_mean_mm_h"].fillna(-1).nlargest(n_maps).index)
-    log.info("evaluation: %d of %d test hours (%s), %.2f mm/h mean radar rate", len(table), test.size,
-             "all" if cap is None else how, table["radar_mean_mm_h"].mean())
-    return table.sort_values("time").reset_index(drop=True)
+    log.info("evaluation: %d of %d test box-hours (%s) in %d region(s), %.2f mm/h mean radar rate", len(table),
+             test.size, "all" if cap is None else how, table["region"].nunique(), table["radar_mean_mm_h"].mean())
+    return table.sort_values(["time", "box_number"]).reset_index(drop=True)
 
 
 def _subset(table: pd.DataFrame, n: int, how: str) -> pd.DataFrame:
@@ -65,7 +81,25 @@ def _subset(table: pd.DataFrame, n: int, how: str) -> pd.DataFrame:
         return table.loc[table["radar_mean_mm_h"].fillna(-1).nlargest(n).index]
     if how == "evenly_spaced":
         return table.iloc[np.unique(np.linspace(0, len(table) - 1, n).round().astype(int))]
-    raise ValueError(f"evaluation.hours.selection must be 'wettest' or 'evenly_spaced', got {how!r}")
+    if how == "stratified":
+        return _stratified(table, n)
+    raise ValueError(f"evaluation.hours.selection must be 'wettest', 'evenly_spaced' or 'stratified', got {how!r}")
+
+
+def _stratified(table: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``n`` box-hours shared equally among the regions (in name order, the first ones taking the
+    remainder; a region with fewer gives the rest to the others), evenly spaced in time within each."""
+    groups = {r: g.sort_values(["time", "box_number"]) for r, g in table.groupby("region", sort=True)}
+    quota, left = dict.fromkeys(groups, 0), n
+    while left > 0:
+        open_ = [r for r, g in groups.items() if quota[r] < len(g)]
+        if not open_:
+            break
+        for r in open_[:left] if left < len(open_) else open_:
+            quota[r] += 1
+            left -= 1
+    parts = [_subset(g, quota[r], "evenly_spaced") for r, g in groups.items() if quota[r]]
+    return pd.concat(parts)
 
 
 # ---- baselines ---------------------------------------------------------------------------------
@@ -182,7 +216,7 @@ def _score_chain(coarse, fine, hours, correction, downscaling, params, names: di
              method, len(hours), members, chain_s, cost["seconds_per_member_hour"], score_s)
     table = pd.concat([board.table(), _cost_rows(method, cost)], ignore_index=True)
     if samples:
-        return table, board.hourly(), xr.concat([k for k in kept if k is not None], dim="time")
+        return table, board.hourly(), xr.concat([k for k in kept if k is not None], dim="sample")
     return table, board.hourly()
 
 
@@ -215,25 +249,29 @@ def score_downscaling_only(coarse, fine, hours, downscaling: TrainedModel,
 
 def sample_fields(chunk: methods.Chunk, hours: pd.DataFrame, out: dict, figures: dict,
                   max_rate_mm_h: float) -> xr.Dataset | None:
-    """Map fields (mm/h, clipped as scored) of the chunk's ``sample`` hours: satellite, corrected,
-    two members, member mean, P(≥ ``exceedance_mm_h``), radar."""
-    keep = np.isin(chunk.times, hours.loc[hours["sample"], "time"].values)
+    """Map fields (mm/h, clipped as scored) of the chunk's ``sample`` box-hours: satellite, corrected,
+    two members, member mean, P(≥ ``exceedance_mm_h``), radar; one ``sample`` each, with its own
+    cell centres (``lat``/``lon``, ``coarse_lat``/``coarse_lon``: the box-hours may lie in several boxes)."""
+    keep = np.isin(chunk.hour_keys, hours.loc[hours["sample"], "hour_key"].values)
     if not keep.any():
         return None
-    thr = float(figures["exceedance_mm_h"])
+    thr, k = float(figures["exceedance_mm_h"]), int(keep.sum())
     (lat_c, lon_c), (lat, lon) = chunk.coarse_grid, chunk.fine_grid
-    out = {k: np.minimum(v[keep], max_rate_mm_h) for k, v in out.items()}
+    out = {name: np.minimum(v[keep], max_rate_mm_h) for name, v in out.items()}
     fine, n = out["fine"], min(2, out["fine"].shape[1])
-    coarse_dims, fine_dims = ("time", "coarse_lat", "coarse_lon"), ("time", "lat", "lon")
+    coarse_dims, fine_dims = ("sample", "coarse_y", "coarse_x"), ("sample", "y", "x")
+    per = lambda axis, dim: (("sample", dim), np.broadcast_to(axis, (k, axis.size)))  # noqa: E731
     return xr.Dataset(
         {"satellite": (coarse_dims, chunk.sat[keep]),
-         "corrected": (("time", "member", "coarse_lat", "coarse_lon"), out["corrected"][:, :n]),
-         "downscaled": (("time", "member", "lat", "lon"), fine[:, :n]),
+         "corrected": (("sample", "member", "coarse_y", "coarse_x"), out["corrected"][:, :n]),
+         "downscaled": (("sample", "member", "y", "x"), fine[:, :n]),
          "ensemble_mean": (fine_dims, ensemble_mean(fine)),
          "exceedance_probability": (fine_dims, exceedance_probability(fine, thr), {"threshold_mm_h": thr}),
          "radar": (fine_dims, chunk.radar[keep])},
-        coords={"time": chunk.times[keep], "member": np.arange(n), "lat": lat, "lon": lon,
-                "coarse_lat": lat_c, "coarse_lon": lon_c},
+        coords={"time": ("sample", chunk.times[keep]), "member": np.arange(n),
+                "box": ("sample", hours.set_index("hour_key").loc[np.asarray(chunk.hour_keys)[keep], "box"].to_numpy()),
+                "lat": per(lat, "y"), "lon": per(lon, "x"), "coarse_lat": per(lat_c, "coarse_y"),
+                "coarse_lon": per(lon_c, "coarse_x")},
         attrs={"units": "mm h-1", "n_members": int(out["fine"].shape[1])},
     ).astype(np.float32)
 

@@ -77,6 +77,7 @@ class MethodScores:
         Forecast rates above ``max_rate_mm_h`` are clipped to it first and counted
         (``clipped_fraction``), so one diverging sample cannot turn every score into inf.
         """
+        fcst = mask_missing(fcst, obs)
         self.n_values += int(np.isfinite(fcst).sum())
         fcst, clipped = clip_runaway(fcst, self.cfg.max_rate_mm_h)
         self.n_clipped += int(clipped.sum())
@@ -106,6 +107,17 @@ class MethodScores:
             mae = self.acc["continuous"].compute()["mae"]
             rows += [{"metric": "crps", "value": mae}, {"metric": "crps_fair", "value": mae}]
         return rows
+
+
+def mask_missing(fcst: np.ndarray, obs: np.ndarray) -> np.ndarray:
+    """``fcst`` (T, H, W) or (T, M, H, W) with NaN where the observation is missing (a radar gap), so
+    every score sees the same cells: pixel scores skip them anyway, and a field with a gap is left
+    out of the forecast's spectrum as it is of the radar's (``rapsd``, ``nan_policy="skip"``).
+    Unchanged (no copy) when nothing is missing."""
+    gap = ~np.isfinite(obs)
+    if not gap.any():
+        return fcst
+    return np.where(gap[:, None] if fcst.ndim == 4 else gap, np.nan, fcst)
 
 
 def as_forecast(fields: np.ndarray) -> tuple[np.ndarray, bool]:

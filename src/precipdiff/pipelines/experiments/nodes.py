@@ -103,3 +103,54 @@ def experiment_metrics(table: pd.DataFrame) -> dict:
         key = key.replace(" (val. ", "_validation_").replace(")", "")
         out[key] = row.value
     return metric_history(out)
+
+
+# ---- held_out: regions held out of training ------------------------------------------------------
+HELD_OUT_METRICS = ("crps_fair", "rmse", "spread_skill_ratio", "psd_ratio_3km", "psd_ratio_5km", "psd_ratio_10km")
+
+
+def renamed_method(hourly: pd.DataFrame, names: dict) -> pd.DataFrame:
+    """Per-hour sums with methods renamed (``{old: new}``), so two arms' chains can be paired."""
+    return hourly.assign(method=hourly["method"].replace(names))
+
+
+def held_out_table(params: dict, **intervals: pd.DataFrame) -> pd.DataFrame:
+    """One row per (arm, model, metric) of the held-out experiment, at 1 km on the region's test box-hours:
+    ``model`` ``all_regions`` (the run's models) or ``held_out`` (trained without the region) with
+    ``estimate [ci_low, ci_high]``, and ``held_out_vs_all`` the paired ratio held-out / all-regions."""
+    rows = []
+    for arm, table in intervals.items():
+        region = params[arm]["region"]
+        t = table[(table["stratum"] == "all") & (table["grid"] == "fine")]
+        for model, method in (("all_regions", "diffusion_chain"), ("held_out", "diffusion_chain_held_out")):
+            v = t[(t["method"] == method) & (t["kind"] == "value") & t["metric"].isin(HELD_OUT_METRICS)]
+            rows += [{"arm": arm, "region": region, "model": model, "metric": r.metric, "estimate": r.estimate,
+                      "ci_low": r.ci_low, "ci_high": r.ci_high, "n_hours": r.n_hours} for r in v.itertuples()]
+        p = t[(t["method"] == "diffusion_chain_held_out") & (t["versus"] == "diffusion_chain")
+              & (t["kind"] == "ratio")]
+        rows += [{"arm": arm, "region": region, "model": "held_out_vs_all", "metric": r.metric, "estimate": r.estimate,
+                  "ci_low": r.ci_low, "ci_high": r.ci_high, "n_hours": r.n_hours} for r in p.itertuples()]
+    return pd.DataFrame(rows)
+
+
+def held_out_markdown(table: pd.DataFrame, title: str) -> str:
+    """The held-out table as Markdown: per region, each model's scores and the paired ratio."""
+    from precipdiff.reporting.intervals import cell
+
+    metrics = [m for m in HELD_OUT_METRICS if m in set(table["metric"])]
+    header = "| region | model | " + " | ".join(metrics) + " | box-hours |"
+    lines = [f"### {title}", "", header, "|" + "---|" * (len(metrics) + 3)]
+    for (region, model), g in table.groupby(["region", "model"], sort=False):
+        g = g.set_index("metric")
+        cells = [cell(*g.loc[m, ["estimate", "ci_low", "ci_high"]]) if m in g.index else "–" for m in metrics]
+        lines.append(f"| {region} | {model.replace('_', ' ')} | " + " | ".join(cells) + f" | {int(g['n_hours'].iloc[0])} |")
+    return "\n".join([*lines, ""])
+
+
+def held_out_metrics(table: pd.DataFrame) -> dict:
+    """MLflow run metrics ``<region>.<model>.<metric>`` with ``_low``/``_high``."""
+    out = {}
+    for r in table.itertuples():
+        for suffix, value in (("", r.estimate), ("_low", r.ci_low), ("_high", r.ci_high)):
+            out[f"{r.region}.{r.model}.{r.metric}{suffix}"] = value
+    return metric_history(out)

@@ -23,6 +23,9 @@ residual       both diffusion models retrained with ``experiments.residual.*_tra
 season         the run's models on data generated with another rain regime (synthetic knobs)
 geographic     the run's models on another region, and models trained on that region
 cost           training / inference time, peak memory and CRPS of QM, regression and diffusion
+held_out       a large domain (``ingestion.domain.kind: grid``): both diffusion models retrained
+               without one region, against the run's all-region models on that region's test
+               box-hours, paired intervals (not in ``experiments``: it needs several regions)
 =============  ==============================================================================
 """
 
@@ -36,11 +39,15 @@ from precipdiff.pipelines.evaluation.pipeline import DATA, DIFFUSION, REGRESSION
 from precipdiff.pipelines.residual_training import PAIRS, PATCHES, residual_training_pipeline
 from precipdiff.reporting.experiment_figures import arm_bars, cost_chart
 
+from precipdiff.pipelines.evaluation import intervals as ci
+
 from . import cost
-from .nodes import compare_arms, experiment_metrics, markdown_table, override_params, with_validation_scores
+from .nodes import (compare_arms, experiment_metrics, held_out_markdown, held_out_metrics, held_out_table,
+                    markdown_table, override_params, renamed_method, with_validation_scores)
 
 EVAL = "params:evaluation"
-NAMES = ("ablation", "residual", "season", "geographic", "cost")
+NAMES = ("ablation", "residual", "season", "geographic", "cost")  # the experiments of `experiments`
+HELD_OUT_ARMS = ("held_out_a", "held_out_b")  # each holds out the region experiments.held_out.arms.<arm>.region
 # The run's datasets and parameters an experiment reads as they are (everything else is its own).
 SHARED = {*DATA, *PATCHES.values(), *DIFFUSION, *REGRESSION, "evaluation_metrics", "evaluation_hours",
           "evaluation_baselines"}
@@ -165,13 +172,47 @@ def cost_experiment() -> Pipeline:
     return _namespaced("cost", template)
 
 
+def _held_out_arm(arm: str) -> Pipeline:
+    """One held-out region: the retrained models (``arms.<arm>.<stage>_training``: ``exclude_regions``)
+    and the run's models scored on the same test box-hours of the region (``arms.<arm>.evaluation``),
+    and the paired intervals of the retrained chain (``diffusion_chain_held_out``) against them."""
+    params, hours = f"{arm}_evaluation", f"{arm}_hours"
+    models = [f"{arm}_{stage}_diffusion_model" for stage in ("correction", "downscaling")]
+    return _retrained(arm=arm, overrides=f"arms.{arm}") + Pipeline([
+        node(override_params, [EVAL, f"params:arms.{arm}.evaluation"], params, name=f"{arm}_evaluation_params"),
+        node(ev.select_test_hours, [*DATA, params], hours, name=f"{arm}_test_hours"),
+        node(ev.reference_hourly, [*DATA, hours, params], f"{arm}_reference_hourly", name=f"{arm}_reference"),
+        node(ev.score_diffusion_chain, [*DATA, hours, *DIFFUSION, params],
+             [f"{arm}_all_region_scores", f"{arm}_all_region_hourly", f"{arm}_all_region_samples"],
+             name=f"score_{arm}_all_region_chain"),
+        node(ev.score_diffusion_chain, [*DATA, hours, *models, params],
+             [f"{arm}_scores", f"{arm}_chain_hourly", f"{arm}_samples"], name=f"score_{arm}_chain"),
+        node(renamed_method, [f"{arm}_chain_hourly", "params:held_out_method"], f"{arm}_hourly",
+             name=f"{arm}_rename"),
+        node(ci.confidence_intervals, [hours, params, f"{arm}_reference_hourly", f"{arm}_all_region_hourly",
+                                       f"{arm}_hourly"], f"{arm}_intervals", name=f"{arm}_intervals"),
+    ])
+
+
+def held_out() -> Pipeline:
+    arms = [_held_out_arm(arm) for arm in HELD_OUT_ARMS]
+    report = Pipeline([
+        node(held_out_table, {"params": "params:arms", **{arm: f"{arm}_intervals" for arm in HELD_OUT_ARMS}},
+             "table", name="table"),
+        node(held_out_markdown, ["table", "params:title"], "markdown", name="markdown"),
+        node(held_out_metrics, "table", "mlflow_metrics", name="mlflow_metrics"),
+    ])
+    return _namespaced("held_out", sum(arms, Pipeline([])) + report)
+
+
 def experiment_pipelines() -> dict[str, Pipeline]:
-    """``experiment_<name>`` for every experiment."""
+    """``experiment_<name>`` for every experiment (``held_out`` too, though not in ``experiments``)."""
     makers = {"ablation": ablation, "residual": residual, "season": season, "geographic": geographic,
-              "cost": cost_experiment}
-    return {f"experiment_{name}": makers[name]() for name in NAMES}
+              "cost": cost_experiment, "held_out": held_out}
+    return {f"experiment_{name}": makers[name]() for name in makers}
 
 
 def create_pipeline(**kwargs) -> Pipeline:
     """``experiments``: all of them (each also alone, ``experiment_<name>``, from its own thin folder)."""
-    return sum(experiment_pipelines().values(), Pipeline([]))
+    return sum((p for name, p in experiment_pipelines().items() if name.removeprefix("experiment_") in NAMES),
+               Pipeline([]))

@@ -1,4 +1,10 @@
-"""Preprocessing nodes: QC, common extent, max pooling, transform, chronological split, patch index."""
+"""Preprocessing nodes: QC, common extent, max pooling, transform, chronological split, patch index.
+
+From :func:`crop_to_common` on, every dataset is a stack of box-hours (:mod:`precipdiff.data.boxes`,
+dims ``sample, y, x``): the hours of the one box of a one-box run, or the kept box-hours of a large
+domain. The split is by hour (every box of an hour shares its split), so no box-hour of a validation
+or test hour, nor of the gap hours around them, is seen in training.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from precipdiff.data import boxes as bx
 from precipdiff.data import contract, transforms
 from precipdiff.data.contract import NEST, VARIABLE
 
@@ -17,13 +24,18 @@ SPLITS = ("train", "validation", "test")
 
 def _qc_one(ds: xr.Dataset, kind: str, max_rate: float) -> tuple[xr.Dataset, dict]:
     values = ds[VARIABLE].values
-    finite = np.isfinite(values)
-    negative = finite & (values < 0)  # fill values (-9999.9, -3, ...) and any negative rate
-    implausible = finite & (values > max_rate)
-    clean = np.where(negative | implausible, np.nan, values).astype(np.float32)
+    clean = values.astype(np.float32, copy=True)
+    counts = np.zeros(3, np.int64)  # missing in, negative or fill, implausible
+    for start in range(0, len(clean), 256):  # a field block at a time: masks of the size of a block, not the data
+        part = clean[start:start + 256]
+        with np.errstate(invalid="ignore"):
+            negative = part < 0  # fill values (-9999.9, -3, ...) and any negative rate (NaN compares False)
+            implausible = part > max_rate
+        counts += [int(np.isnan(part).sum()), int(negative.sum()), int(implausible.sum())]
+        part[negative | implausible] = np.nan
     out = ds.copy(data={VARIABLE: clean})
-    report = {"dataset": kind, "cells": values.size, "missing_in": int((~finite).sum()),
-              "negative_or_fill": int(negative.sum()), "implausible": int(implausible.sum())}
+    report = {"dataset": kind, "cells": values.size, "missing_in": int(counts[0]),
+              "negative_or_fill": int(counts[1]), "implausible": int(counts[2])}
     return out, report
 
 
@@ -39,7 +51,31 @@ def quality_control(satellite: xr.Dataset, radar: xr.Dataset, params: dict):
 
 
 def crop_to_common(satellite: xr.Dataset, radar: xr.Dataset):
-    """Common hours and the largest satellite extent whose 10 × 10 radar cells are all present."""
+    """Stacks of box-hours both sources hold, on grids where every satellite cell nests 10 × 10 radar cells.
+
+    Canonical one-box data: the common hours and the largest satellite extent whose 10 × 10 radar
+    cells are all present, as the stack of that box (named by the data's ``region`` attribute, else
+    ``box``). Stacks (a large domain): the common box-hours, checked to nest.
+    """
+    if bx.is_stack(satellite):
+        return _common_box_hours(satellite, radar)
+    sat, rad = _crop_box(satellite, radar)
+    box = bx.box_of(sat, str(satellite.attrs.get("region") or "box"), "satellite")
+    return bx.to_stack(sat, box), bx.to_stack(rad, box)
+
+
+def _common_box_hours(satellite: xr.Dataset, radar: xr.Dataset):
+    key = lambda ds: bx.keys(ds)  # noqa: E731
+    common = np.intersect1d(key(satellite), key(radar))
+    if common.size == 0:
+        raise ValueError("preprocessing: the satellite and radar stacks share no box-hour")
+    sat = satellite.isel(sample=np.flatnonzero(np.isin(key(satellite), common)))
+    rad = radar.isel(sample=np.flatnonzero(np.isin(key(radar), common)))
+    bx.validate_stack_pair(sat, rad)
+    return sat, rad
+
+
+def _crop_box(satellite: xr.Dataset, radar: xr.Dataset):
     times = np.intersect1d(satellite["time"].values, radar["time"].values)
     if times.size == 0:
         raise ValueError(
@@ -65,16 +101,19 @@ def crop_to_common(satellite: xr.Dataset, radar: xr.Dataset):
 
 
 def pool_radar(radar: xr.Dataset, params: dict) -> xr.Dataset:
-    """Radar coarsened to the 0.1° grid by ``max`` pooling (the paper's choice) or ``mean``."""
+    """Radar box-hours coarsened to the 0.1° grid by ``max`` pooling (the paper's choice) or ``mean``."""
     method = params["pooling"]
     pooled = transforms.pool(radar[VARIABLE].values, method, NEST, float(params["pool_max_missing"]))
-    lat = radar["lat"].values.reshape(-1, NEST).mean(axis=1)
-    lon = radar["lon"].values.reshape(-1, NEST).mean(axis=1)
-    return contract.make_dataset(
-        pooled, radar["time"].values, lat, lon, kind="satellite",
-        source=radar[VARIABLE].attrs["source"],
-        long_name=f"radar precipitation rate {method}-pooled to 0.1° (hourly mean)",
-    )
+    n = radar.sizes["sample"]
+    attrs = contract.cf_attrs("satellite", radar[VARIABLE].attrs["source"],
+                              f"radar precipitation rate {method}-pooled to 0.1° (hourly mean)")
+    out = xr.Dataset(
+        {VARIABLE: (bx.STACK_DIMS, pooled.astype(np.float32), attrs)},
+        coords={**{c: radar[c] for c in bx.SAMPLE_COORDS},
+                "lat": (("sample", "y"), np.round(radar["lat"].values.reshape(n, -1, NEST).mean(axis=2), 6)),
+                "lon": (("sample", "x"), np.round(radar["lon"].values.reshape(n, -1, NEST).mean(axis=2), 6))},
+        attrs=dict(radar.attrs))
+    return bx.validate_stack(bx.add_coord_attrs(out), "satellite", name="radar_coarse")
 
 
 def split_hours(times: np.ndarray, fractions: dict, gap_hours: int) -> pd.DataFrame:
@@ -104,40 +143,47 @@ def split_hours(times: np.ndarray, fractions: dict, gap_hours: int) -> pd.DataFr
 
 
 def make_splits(satellite: xr.Dataset, params: dict) -> pd.DataFrame:
-    """Split table (time, split) from ``preprocessing.split``."""
+    """Split table (time, split) of the hours of the stack, from ``preprocessing.split``.
+
+    The fractions and the gap count *hours*: every box-hour of an hour shares its split, so the
+    split of a large domain is as chronological as that of one box (each hour once, however many
+    boxes it holds)."""
     cfg = params["split"]
-    return split_hours(satellite["time"].values, cfg["fractions"], int(cfg["gap_hours"]))
+    return split_hours(np.unique(satellite["time"].values), cfg["fractions"], int(cfg["gap_hours"]))
 
 
 def _transformed(values: np.ndarray, name: str, what: str) -> xr.Variable:
     attrs = {"units": "1", "long_name": f"{what}: {name} transform of the rate in mm/h",
              "transform": name, "rate_units": contract.UNITS}
-    return xr.Variable(("time", "lat", "lon"), transforms.forward_transform(values, name).astype(np.float32), attrs)
+    return xr.Variable(bx.STACK_DIMS, transforms.forward_transform(values, name).astype(np.float32), attrs)
 
 
 def _with_split(ds: xr.Dataset, splits: pd.DataFrame) -> xr.Dataset:
-    keep = splits[splits.split != "gap"]
-    ds = ds.sel(time=keep.time.values)
-    ds = ds.assign_coords(split=("time", np.asarray(keep.split.tolist(), dtype=str)))
-    ds["split"].attrs["long_name"] = "chronological split (train / validation / test)"
-    return contract.add_coord_attrs(ds)
+    """The box-hours of hours outside the gaps, with their hour's ``split`` along ``sample``."""
+    label = pd.Series(splits.split.to_numpy(), index=pd.DatetimeIndex(splits.time))
+    split = label.reindex(pd.DatetimeIndex(ds["time"].values)).to_numpy()
+    keep = np.flatnonzero(pd.notna(split) & (split != "gap"))
+    ds = ds.isel(sample=keep).assign_coords(split=("sample", np.asarray(split[keep], dtype=str)))
+    ds["split"].attrs["long_name"] = "chronological split of the hour (train / validation / test)"
+    return bx.add_coord_attrs(ds)
 
 
 def build_model_inputs(satellite, radar_coarse, radar, splits: pd.DataFrame, params: dict):
-    """Transformed model inputs on the two grids, gap hours removed, ``split`` along time.
+    """Transformed model inputs on the two grids, gap hours removed, ``split`` along ``sample``.
 
     ``coarse``: ``satellite`` and ``radar`` (pooled) at 0.1° — the correction model's pair.
     ``fine``: ``radar`` at 0.01° — the downscaling model's target (its condition is the pooled
     radar upsampled, computed at training time).
     """
     name = params["transform"]
+    coords = (*bx.SAMPLE_COORDS, "lat", "lon")
     coarse = xr.Dataset(
         {"satellite": _transformed(satellite[VARIABLE].values, name, "satellite"),
          "radar": _transformed(radar_coarse[VARIABLE].values, name, "radar pooled to 0.1°")},
-        coords={c: satellite[c] for c in ("time", "lat", "lon")},
+        coords={c: satellite[c] for c in coords},
     )
     fine = xr.Dataset({"radar": _transformed(radar[VARIABLE].values, name, "radar at 0.01°")},
-                      coords={c: radar[c] for c in ("time", "lat", "lon")})
+                      coords={c: radar[c] for c in coords})
     attrs = {"Conventions": "CF-1.8", "transform": name, "pooling": params["pooling"],
              "upsampling": params["upsampling"]}
     coarse.attrs.update(attrs, title="precipdiff coarse (0.1°) model input")
@@ -152,30 +198,40 @@ def _offsets(n: int, size: int, stride: int) -> np.ndarray:
 
 
 def patch_index(target: np.ndarray, times, split, size: int, stride: int, wet_mm_h: float,
-                transform: str) -> pd.DataFrame:
-    """All patches with their wet fraction (target ≥ ``wet_mm_h``) and valid fraction, vectorised.
+                transform: str, regions=None) -> pd.DataFrame:
+    """All patches of the samples (box-hours) ``target`` ``(N, H, W)`` with their wet fraction
+    (target ≥ ``wet_mm_h``) and valid fraction, vectorised; ``sample_index`` is the sample's position.
 
-    Patch sums come from summed-area tables (one cumulative sum per field), so the cost is
-    O(T·H·W) whatever the number of patches.
+    Patch sums come from summed-area tables (one integer cumulative sum per field, ``chunk`` fields
+    at a time so memory stays bounded), so the cost is O(N·H·W) whatever the number of patches.
+    ``regions`` (N,): the region of each sample (column ``region``, what a held-out region is
+    filtered on).
     """
     t, h, w = target.shape
     size = min(size, h, w)
     thr = transforms.forward_transform(np.array(wet_mm_h, dtype=np.float32), transform)
     rows, cols = _offsets(h, size, stride), _offsets(w, size, stride)
-    out = {}
-    for key, mask in (("wet_fraction", target >= thr), ("valid_fraction", np.isfinite(target))):
-        sat = np.zeros((t, h + 1, w + 1))
-        sat[:, 1:, 1:] = mask.cumsum(1).cumsum(2)
-        r0, c0 = rows[:, None], cols[None, :]
-        sums = sat[:, r0 + size, c0 + size] - sat[:, r0, c0 + size] - sat[:, r0 + size, c0] + sat[:, r0, c0]
-        out[key] = (sums / size**2).reshape(-1)
+    r0, c0 = rows[:, None], cols[None, :]
+    out = {"wet_fraction": [], "valid_fraction": []}
+    chunk = 256
+    for start in range(0, t, chunk):
+        part = target[start:start + chunk]
+        for key, mask in (("wet_fraction", part >= thr), ("valid_fraction", np.isfinite(part))):
+            sat = np.zeros((len(part), h + 1, w + 1), np.int32)
+            sat[:, 1:, 1:] = mask.cumsum(1, dtype=np.int32).cumsum(2, dtype=np.int32)
+            sums = sat[:, r0 + size, c0 + size] - sat[:, r0, c0 + size] - sat[:, r0 + size, c0] + sat[:, r0, c0]
+            out[key].append((sums / size**2).reshape(-1))
+    out = {k: np.concatenate(v) for k, v in out.items()}
     ti, ri, ci = np.meshgrid(np.arange(t), rows, cols, indexing="ij")
+    per = rows.size * cols.size
+    regions = np.full(t, "box") if regions is None else np.asarray(regions, dtype=str)
     return pd.DataFrame({
-        "time": np.repeat(pd.to_datetime(times).values, rows.size * cols.size),
-        "time_index": ti.ravel(), "row": ri.ravel(), "col": ci.ravel(), "size": size,
+        "time": np.repeat(pd.to_datetime(times).values, per),
+        "sample_index": ti.ravel(), "row": ri.ravel(), "col": ci.ravel(), "size": size,
         "wet_fraction": out["wet_fraction"].astype(np.float32),
         "valid_fraction": out["valid_fraction"].astype(np.float32),
-        "split": np.repeat(np.asarray(split, dtype=str), rows.size * cols.size),
+        "split": np.repeat(np.asarray(split, dtype=str), per),
+        "region": pd.Categorical(np.repeat(regions, per)),
     })
 
 
@@ -186,7 +242,7 @@ def build_patch_indices(coarse: xr.Dataset, fine: xr.Dataset, params: dict):
     for ds, key in ((coarse, "coarse"), (fine, "fine")):
         out.append(patch_index(ds["radar"].values, ds["time"].values, ds["split"].values,
                                int(cfg[key]["size"]), int(cfg[key]["stride"]),
-                               float(cfg["wet_threshold_mm_h"]), name))
+                               float(cfg["wet_threshold_mm_h"]), name, ds["region"].values))
         log.info("patch index %s: %d patches of %d px", key, len(out[-1]), out[-1]["size"].iloc[0])
     return tuple(out)
 
@@ -205,9 +261,9 @@ def compute_statistics(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd
     name, method = params["transform"], params["upsampling"]
     rows = []
     for split in SPLITS:
-        c = coarse.isel(time=coarse["split"].values == split)
-        f = fine.isel(time=fine["split"].values == split)
-        if c.sizes["time"] == 0:
+        c = coarse.isel(sample=coarse["split"].values.astype(str) == split)
+        f = fine.isel(sample=fine["split"].values.astype(str) == split)
+        if c.sizes["sample"] == 0:
             continue
         for var, vals in (("satellite", c["satellite"].values), ("radar_coarse", c["radar"].values),
                           ("radar_fine", f["radar"].values)):
