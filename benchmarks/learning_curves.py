@@ -16,7 +16,7 @@ and a row of ``<out>/learning_curves_<stage>.csv``; ``<out>/learning_curves_<sta
 plotly figure. Points are resumable: each trains in its own checkpoint folder under the project.
 
     .venv/bin/python benchmarks/learning_curves.py --project /path/to/trained/project --stage downscaling \\
-        --steps 320,1000,3000,10000 [--data-fractions 0.25,0.5] [--hours 24] [--members 4] [--out docs/figures]
+        --steps 320,1000,3000,10000 [--data-fractions 0.25,0.5] [--hours 24] [--selection wettest] [--members 4]
 
 ``--steps`` points train on all training hours; ``--data-fractions`` points train the first fraction
 (in time) of the training hours for ``--data-steps`` steps (default: the largest of ``--steps``
@@ -89,7 +89,8 @@ def point_rows(stage: str, steps: int, fraction: float, intervals: pd.DataFrame,
     grid, method, metrics = METRICS[stage]
     rows = intervals[(intervals["stratum"] == "all") & (intervals["grid"] == grid) & (intervals["kind"] == "value")]
     chosen = selection.loc[selection["chosen"]].iloc[0] if len(selection) else pd.Series(dtype=object)
-    sampler = json.dumps({k: chosen[k] for k in ("num_steps", "sigma_max", "rho", "solver") if k in chosen})
+    sampler = json.dumps({k: chosen[k].item() if hasattr(chosen[k], "item") else chosen[k]
+                          for k in ("num_steps", "sigma_max", "rho", "solver") if k in chosen})
     out = []
     for r in rows.itertuples():
         if r.metric in metrics:
@@ -127,7 +128,8 @@ def main() -> None:
     ap.add_argument("--steps", default="320,1000,3000,10000")
     ap.add_argument("--data-fractions", default="")
     ap.add_argument("--data-steps", type=int, default=None)
-    ap.add_argument("--hours", type=int, default=24, help="validation hours scored (evenly spaced)")
+    ap.add_argument("--hours", type=int, default=24, help="validation hours scored")
+    ap.add_argument("--selection", default="wettest", help="which validation hours: wettest | evenly_spaced | stratified")
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "figures")
     args = ap.parse_args()
@@ -135,7 +137,7 @@ def main() -> None:
     params, data = open_project(project, args.env, ["coarse_model_input", "fine_model_input", "coarse_patches",
                                                     "fine_patches", "evaluation_baselines"])
     hp = override_params(params["evaluation"], {"hours": {"split": "validation", "max_hours": args.hours,
-                                                          "selection": "evenly_spaced"}})
+                                                          "selection": args.selection}})
     hours = ev.select_test_hours(data["coarse_model_input"], data["fine_model_input"], hp)
     steps = [int(s) for s in args.steps.split(",") if s]
     fractions = [float(f) for f in args.data_fractions.split(",") if f]
