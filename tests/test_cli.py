@@ -59,3 +59,11 @@ def test_existing_directory_is_never_removed(tmp_path, project, monkeypatch):
     monkeypatch.setattr(cli, "run_pipeline", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     assert downscale(project, tmp_path, tmp_path / "ensemble.nc") == 1
     assert tmp_path.is_dir() and project.is_dir()
+
+
+def test_help_says_how_hours_are_labelled(capsys):
+    """Issue #23: `downscale --help` says an hour is labelled by its end and which half hours make it."""
+    with pytest.raises(SystemExit):
+        cli.main(["downscale", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "labelled by their END (UTC)" in text and "half hours starting 00:00 and 00:30" in text

@@ -40,14 +40,18 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command")
     p = sub.add_parser("downscale", help="IMERG (or a satellite NetCDF) → 1 km ensemble NetCDF",
                        description="Correct and downscale satellite precipitation with the registered models; "
-                                   "writes members, mean, exceedance probabilities and provenance (CF NetCDF).")
+                                   "writes members, mean, exceedance probabilities and provenance (CF NetCDF). "
+                                   "Hours are labelled by their END (UTC): the hour 2023-07-01T01:00 covers "
+                                   "00:00-01:00 and is the mean of the IMERG half hours starting 00:00 and 00:30, "
+                                   "so it needs both files.")
     p.set_defaults(run=downscale)
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help="IMERG files, directories of them, or a canonical satellite NetCDF")
     p.add_argument("--box", type=_box, metavar="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX",
                    help="degrees (lon east); required for IMERG input")
-    p.add_argument("--start", help="first hour, end-of-hour label UTC (e.g. 2023-07-01T01:00); default: first input hour")
-    p.add_argument("--end", help="last hour, inclusive; default: last input hour")
+    p.add_argument("--start", help="first hour, labelled by its end, UTC (2023-07-01T01:00 = 00:00-01:00, the half "
+                                   "hours starting 00:00 and 00:30); default: the first complete input hour")
+    p.add_argument("--end", help="last hour, inclusive, labelled by its end; default: the last complete input hour")
     p.add_argument("--members", type=int, help="ensemble members (default: parameters_inference.yml)")
     p.add_argument("--output", required=True, help="output NetCDF (hours stream to OUTPUT.parts/ first)")
     p.add_argument("--overwrite", action="store_true", help="replace an output written with other settings")

@@ -98,11 +98,17 @@ def read_satellite(paths: Sequence[Path], box: Mapping[str, float] | None = None
         halfhours, report = _read_imerg(imerg, box, start, end, progress)
     else:
         halfhours, report = _read_canonical(canonical, box), {"files": len(canonical), "kind": "canonical NetCDF"}
-    hourly, report["hours_dropped_incomplete"] = _to_hours(halfhours)
+    hourly, report["hours_dropped_incomplete"] = _to_hours(halfhours, half_hourly=bool(imerg))
     hourly = hourly.sel(time=slice(start, end))
+    incomplete = incomplete_hours(halfhours, report.pop("half_hour_files", {}), start, end)
     if hourly.sizes["time"] == 0:
-        raise InputError(f"inference: no complete hour in {start or 'the start'} … {end or 'the end'} in "
-                         f"the input ({report['files']} files, {_period(halfhours)})")
+        period = "the input" if start is None and end is None else f"{start or 'the start'} … {end or 'the end'}"
+        detail = "; ".join(incomplete) or "no half hour of the input falls in that period"
+        raise InputError(f"inference: no complete hour in {period} ({report['files']} file(s), data ending "
+                         f"{_period(halfhours)}). {HOUR_LABELS} {detail[0].upper()}{detail[1:]}.")
+    if incomplete:
+        log.warning("inference input: %d hour(s) skipped, a half hour is missing: %s", len(incomplete),
+                    "; ".join(incomplete[:5]))
     hourly, report["qc_cells_above_max_rate"] = _qc(hourly, max_rate_mm_h)
     report["hours"] = int(hourly.sizes["time"])
     report["missing_hours"] = [str(h) for h in _missing_hours(hourly, start, end)]
@@ -124,7 +130,35 @@ def _read_imerg(paths: Sequence[Path], box, start, end, progress: bool) -> tuple
         raise InputError(f"inference.input: several files hold the half hour ending {dup}: {names} "
                          "(e.g. Early and Final runs mixed); keep one run")
     ds.attrs["source_files"] = str(len(wanted))
-    return ds, {"files": len(wanted), "files_skipped_by_name": len(paths) - len(wanted), "kind": "IMERG"}
+    names = {t: p.name for p, part in zip(wanted, parts) for t in pd.DatetimeIndex(part["time"].values)}
+    return ds, {"files": len(wanted), "files_skipped_by_name": len(paths) - len(wanted), "kind": "IMERG",
+                "half_hour_files": names}
+
+
+HOUR_LABELS = ("An hour is labelled by its end (UTC): the hour ending HH+1:00 is the mean of the two IMERG half "
+               "hours starting HH:00 and HH:30.")
+
+
+def incomplete_hours(halfhours: xr.Dataset, files: Mapping[pd.Timestamp, str], start=None, end=None) -> list[str]:
+    """One sentence per hour in ``start … end`` that has one of its two half hours but not the other:
+    the hour, the half hour found (and its file, from ``files``: half-hour end → file name) and the
+    one missing. Hourly input gives none."""
+    times = pd.DatetimeIndex(halfhours["time"].values)
+    if not files and not ((times.minute != 0) | (times.second != 0)).any():
+        return []  # hourly NetCDF input
+    present, out = set(times), []
+    for hour in times.ceil("h").unique().sort_values():
+        if (start is not None and hour < start) or (end is not None and hour > end):
+            continue
+        halves = [hour - HALF_HOUR, hour]  # the half hours ending H − 30 min and H, i.e. starting H − 1 h and H − 30 min
+        if all(h in present for h in halves):
+            continue
+        found = [f"{h - HALF_HOUR:%Y-%m-%dT%H:%M} ({files.get(h, 'in the input')})" for h in halves if h in present]
+        missing = [f"{h - HALF_HOUR:%Y-%m-%dT%H:%M}" for h in halves if h not in present]
+        out.append(f"the hour ending {hour:%Y-%m-%dT%H:%M} needs the half hours starting "
+                   f"{halves[0] - HALF_HOUR:%H:%M} and {halves[1] - HALF_HOUR:%H:%M}: found the one starting "
+                   f"{', '.join(found)}, no file for the one starting {', '.join(missing)}")
+    return out
 
 
 def _may_contribute(path: Path, start, end) -> bool:
@@ -157,10 +191,11 @@ def _read_canonical(paths: Sequence[Path], box) -> xr.Dataset:
     return parts[0] if len(parts) == 1 else xr.concat(parts, dim="time").sortby("time")
 
 
-def _to_hours(ds: xr.Dataset) -> tuple[xr.Dataset, int]:
-    """Half-hourly data (any time on :30) → hours with :func:`halfhours_to_hours`; hourly unchanged."""
+def _to_hours(ds: xr.Dataset, half_hourly: bool = False) -> tuple[xr.Dataset, int]:
+    """Half-hourly data (IMERG files always; a NetCDF with any time on :30) → hours with
+    :func:`halfhours_to_hours`; hourly unchanged. (An IMERG half hour ending on :00 alone is half an hour.)"""
     times = pd.DatetimeIndex(ds["time"].values)
-    if (times.minute != 0).any() or (times.second != 0).any():
+    if half_hourly or (times.minute != 0).any() or (times.second != 0).any():
         return halfhours_to_hours(ds)
     return ds, 0
 
