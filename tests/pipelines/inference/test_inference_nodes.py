@@ -81,7 +81,7 @@ def test_runaway_samples_are_clipped_and_counted(monkeypatch):
     assert ds["clipped_corrected_cells"].values.tolist() == [1, 0]
     members = ds["precipitation"].values
     assert np.nanmax(members) == np.float32(300.0) and np.isnan(members[0, 0, 6, 6])
-    assert ds["corrected_precipitation"].values.max() == np.float32(300.0)
+    assert ds["corrected_precipitation_max"].values.max() == np.float32(300.0)
     metrics = {k: v[0]["value"] for k, v in nodes.ensemble_metrics(ds).items()}  # the MLflow run metrics
     assert metrics["clipped_cells"] == 7 and metrics["clipped_corrected_cells"] == 1 and metrics["hours"] == 2
     assert metrics["clipped_fraction"] == pytest.approx(7 / members.size)

@@ -27,7 +27,7 @@ from precipdiff.inference.chain import (SAMPLER_KEYS, ChainSettings, hour_keys, 
                                         run_chain)
 from precipdiff.inference.datasets import SatelliteFiles
 from precipdiff.inference.inputs import InputError, check_hours
-from precipdiff.inference.output import EnsembleJob, hour_dataset, with_clip_counts
+from precipdiff.inference.output import PRODUCT_VERSION, EnsembleJob, hour_dataset, with_clip_counts
 from precipdiff.training.artifact import TrainedModel
 
 log = logging.getLogger(__name__)
@@ -184,7 +184,7 @@ def _signature(correction, downscaling, settings: ChainSettings, seeds, threshol
         "tile": settings.tile, "overlap": settings.overlap,
         "precision": resolved_precision(pick_device(settings.device), settings.precision),
         "max_rate_mm_h": params.get("max_rate_mm_h"), "max_output_rate_mm_h": params.get("max_output_rate_mm_h"),
-        "precipdiff_version": precipdiff.__version__,
+        "precipdiff_version": precipdiff.__version__, "product_version": PRODUCT_VERSION,
     }
 
 
