@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from precipdiff.reporting.evaluation_figures import METHOD_ORDER
-from precipdiff.reporting.intervals import paired_table, value_table
+from precipdiff.reporting.intervals import ordered, cell, paired_table, value_table
 
 # (column, metric(s) tried in order, threshold mm/h, scale); the first metric present wins, so
 # deterministic methods show ``fss`` and ensembles ``fss_members`` in the same column.
@@ -48,7 +48,8 @@ trained on). Baselines: the satellite (nearest / bilinear), quantile mapping (QM
 split only) and RainFARM (a stochastic downscaling of the QM field). <code>diffusion_chain</code> is
 PrecipDiff (correction ensemble → upsampling → downscaling ensemble); <code>_mean</code> is its member mean;
 <code>correction_diffusion_bilinear</code> drops the downscaling model (ablation);
-<code>champion_chain</code> is the registry's current champion on the same hours and noise.</p>
+the registry's current champion is compared with the evaluated pair on <i>validation</i> hours only
+(see Model selection): nothing here, on the test split, chooses a model.</p>
 <p><b>Headline: CRPS fair</b> (mm/h, lower is better; Ferro 2014), the CRPS of the distribution the members
 are drawn from, unbiased for any ensemble size; the standard CRPS penalises small ensembles. For a
 deterministic method both equal its MAE. <b>RMSE/MAE/bias/corr</b> of an ensemble are those of its member
@@ -125,10 +126,11 @@ def _selection_html(sel: dict) -> str:
     verdict = "moved to the evaluated models" if sel["promote"] else "unchanged"
     fmt = lambda x: "–" if x is None or not np.isfinite(x) else f"{x:.4f}"  # noqa: E731
     return (f"<p>Alias <code>{html.escape(sel['alias'])}</code> (mode <code>{sel['mode']}</code>): <b>{verdict}</b> — "
-            f"{html.escape(sel['reason'])}.<br>Evaluated: {html.escape(str(cand['versions']))}, test "
+            f"{html.escape(sel['reason'])}.<br>Evaluated: {html.escape(str(cand['versions']))}, <b>validation</b> "
             f"{sel['metric']} {fmt(cand['score'])} mm/h; champion: {html.escape(str(champ['versions']))}, "
-            f"{fmt(champ['score'])} mm/h ({html.escape(champ.get('score_from', ''))}; full chain at 1 km, same hours "
-            f"and noise). The scores are also tags "
+            f"{fmt(champ['score'])} mm/h ({html.escape(champ.get('score_from', ''))}; full chain at 1 km, same "
+            f"validation hours and noise; – = not needed: no other champion to compare). The test scores above are "
+            f"reported, never used to choose. The scores are also tags "
             f"(<code>eval.*</code>) on the model versions in the MLflow registry.</p>")
 
 
@@ -154,8 +156,54 @@ def _intervals_html(intervals: pd.DataFrame, level: float) -> str:
             f"on these hours.</p>" + "".join(parts))
 
 
+def probability_table(scores: pd.DataFrame, cells: str = "all", metrics=("brier", "reliability", "resolution", "bss"),
+                      ) -> pd.DataFrame:
+    """Methods × (metric, threshold) of one cell stratum, cells ``estimate [low, high]``."""
+    rows = scores[scores["cells"] == cells]
+    out = pd.DataFrame(index=pd.Index(ordered(rows["method"]), name="method"))
+    for thr in sorted(rows["threshold"].unique()):
+        for metric in metrics:
+            sel = rows[(rows["metric"] == metric) & np.isclose(rows["threshold"], thr)].set_index("method")
+            if len(sel):
+                out[f"{PROBABILITY_LABELS.get(metric, metric)} ≥{thr:g}"] = [
+                    cell(*sel.loc[m, ["estimate", "ci_low", "ci_high"]]) if m in sel.index else "–" for m in out.index]
+    return out
+
+
+PROBABILITY_LABELS = {"brier": "BS", "reliability": "REL", "resolution": "RES", "bss": "BSS vs QM",
+                      "forecast_frequency": "forecast P", "observed_frequency": "radar frequency",
+                      "frequency_difference": "forecast − radar"}
+
+
+def _probability_html(scores: pd.DataFrame, verdicts: dict[str, pd.DataFrame], level: float) -> str:
+    """Brier scores with intervals, rain over satellite-dry cells, and the reliability verdicts."""
+    if scores is None or scores.empty:
+        return "<p>No probability scores (evaluation.scores.probability.thresholds_mm_h is empty).</p>"
+    ens = scores.groupby("method")["members"].first()
+    note = ", ".join(f"<code>{html.escape(m)}</code>" for m in ens.index if ens[m] == 1)
+    low = scores["threshold"].min()
+    dry = scores[np.isclose(scores["threshold"], low)]
+    parts = [f"<p>Brier score BS of P(R ≥ t) at 1 km, its Murphy (1973) decomposition BS = REL − RES + UNC "
+             f"(REL: 0 = reliable; RES: higher = sharper and right) and the Brier skill score against QM + bilinear "
+             f"(1 − BS/BS<sub>QM</sub>, paired), {level:.0%} hour-block bootstrap intervals. Deterministic methods "
+             f"count as 0/1 probabilities: {note or 'none'}.</p>", probability_table(scores).to_html(),
+             f"<p><b>Rain where the satellite sees none</b> (cells whose 0.1° satellite rate is below the dry "
+             f"threshold): the mean forecast probability of R ≥ {low:g} mm/h (for an ensemble, the fraction of "
+             f"member pixels that rain) against the radar's frequency there.</p>",
+             probability_table(dry, "sat_dry", ("forecast_frequency", "observed_frequency", "frequency_difference",
+                                                "bss")).to_html()]
+    for method, verdict in verdicts.items():
+        lines = [f"≥ {r.threshold:g} mm/h: {r.inside} of {r.bins} probabilities inside their interval of the "
+                 f"diagonal" + ("" if r.worst_prob is None else
+                                f" (farthest: P = {r.worst_prob:.2f} observed {r.worst_observed:.3f})")
+                 for r in verdict.itertuples()]
+        parts.append(f"<p>Reliability of <code>{html.escape(method)}</code>, all cells: {'; '.join(lines)}.</p>")
+    return "".join(parts)
+
+
 def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, figures: dict[str, go.Figure],
-                 context: dict, intervals: pd.DataFrame | None = None) -> str:
+                 context: dict, intervals: pd.DataFrame | None = None, probability: pd.DataFrame | None = None,
+                 verdicts: dict[str, pd.DataFrame] | None = None) -> str:
     """The HTML page: context, how to read, headline tables (with their bootstrap intervals),
     model selection, hours, figures."""
     fss_scale, max_km = context.get("fss_scale_px", 21), context.get("max_km", 10)
@@ -166,6 +214,9 @@ def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, fi
     if intervals is not None and len(intervals):
         parts += ["<h2>1 km: confidence intervals and paired differences</h2>",
                   _intervals_html(intervals, context.get("level", 0.95))]
+    if probability is not None:
+        parts += ["<h2>1 km: do the probabilities mean what they say?</h2>",
+                  _probability_html(probability, verdicts or {}, context.get("level", 0.95))]
     parts += ["<h2>Correction stage: 0.1° vs the max-pooled radar</h2>",
               _table_html(headline_table(metrics, "coarse", fss_scale, max_km)),
               "<h2>Model selection</h2>", _selection_html(selection)]

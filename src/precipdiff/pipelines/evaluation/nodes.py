@@ -21,7 +21,7 @@ from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import ChainSettings, hour_keys
 from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
-from precipdiff.pipelines.evaluation.selection import selection_decision, setup_fingerprint, tagged_score
+from precipdiff.pipelines.evaluation.selection import VALIDATION, selection_decision, setup_fingerprint, tagged_score
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.verification import exceedance_probability, hourly_table, select, tidy
 
@@ -38,26 +38,39 @@ def select_test_hours(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd.
     the climatology); ``evenly_spaced``: every k-th test hour. ``sample`` marks the
     ``figures.sample_hours`` wettest selected hours shown on the maps.
     """
-    if not np.array_equal(coarse["time"].values, fine["time"].values):
-        raise ValueError("evaluation: coarse_model_input and fine_model_input have different time axes")
-    test = np.flatnonzero(coarse["split"].values.astype(str) == "test")
-    if test.size == 0:
-        raise ValueError("evaluation: coarse_model_input has no 'test' hour (preprocessing.split.fractions.test)")
-    radar = transforms.inverse_transform(fine["radar"].values[test], fine.attrs["transform"])
-    table = pd.DataFrame({"time": pd.to_datetime(coarse["time"].values[test]), "time_index": test,
-                          "hour_key": hour_keys(coarse["time"].values[test]),
-                          "radar_mean_mm_h": np.nanmean(radar, axis=(1, 2)),
-                          "radar_wet_fraction": np.mean(radar >= 0.1, axis=(1, 2))})
     cap, how = params["hours"].get("max_hours"), params["hours"].get("selection", "wettest")
-    if cap is not None and int(cap) < len(table):
-        table = _subset(table, int(cap), how)
+    table = _split_hours(coarse, fine, "test", cap, how)
+    n_test = int((coarse["split"].values.astype(str) == "test").sum())
     n_maps = int(params["figures"]["sample_hours"])
     if n_maps < 1:
         raise ValueError(f"evaluation.figures.sample_hours must be >= 1, got {n_maps}")
     table["sample"] = table.index.isin(table["radar_mean_mm_h"].fillna(-1).nlargest(n_maps).index)
-    log.info("evaluation: %d of %d test hours (%s), %.2f mm/h mean radar rate", len(table), test.size,
+    log.info("evaluation: %d of %d test hours (%s), %.2f mm/h mean radar rate", len(table), n_test,
              "all" if cap is None else how, table["radar_mean_mm_h"].mean())
     return table.sort_values("time").reset_index(drop=True)
+
+
+def select_validation_hours(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd.DataFrame:
+    """The ``selection.validation_hours`` evenly spaced validation hours the champion is chosen on."""
+    return _split_hours(coarse, fine, "validation", params["selection"]["validation_hours"], "evenly_spaced")
+
+
+def _split_hours(coarse: xr.Dataset, fine: xr.Dataset, split: str, cap, how: str) -> pd.DataFrame:
+    """Hours of ``split`` (time, time_index, hour_key, radar mean and wet fraction), at most ``cap``."""
+    if not np.array_equal(coarse["time"].values, fine["time"].values):
+        raise ValueError("evaluation: coarse_model_input and fine_model_input have different time axes")
+    index = np.flatnonzero(coarse["split"].values.astype(str) == split)
+    if index.size == 0:
+        raise ValueError(f"evaluation: coarse_model_input has no {split!r} hour "
+                         f"(preprocessing.split.fractions.{split})")
+    radar = transforms.inverse_transform(fine["radar"].values[index], fine.attrs["transform"])
+    table = pd.DataFrame({"time": pd.to_datetime(coarse["time"].values[index]), "time_index": index,
+                          "hour_key": hour_keys(coarse["time"].values[index]),
+                          "radar_mean_mm_h": np.nanmean(radar, axis=(1, 2)),
+                          "radar_wet_fraction": np.mean(radar >= 0.1, axis=(1, 2))})
+    if cap is not None and int(cap) < len(table):
+        table = _subset(table, int(cap), how)
+    return table
 
 
 def _subset(table: pd.DataFrame, n: int, how: str) -> pd.DataFrame:
@@ -130,7 +143,7 @@ def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, b
                   **methods.rainfarm_fields(chunk, qm_fine, baselines["rainfarm_alpha"], chain.n_members,
                                             chain.seed, rf.get("kernel_type"))}
         for name, f in fields.items():
-            board.add(name, "fine", f, chunk.radar, keys)
+            board.add(name, "fine", f, chunk.radar, keys, sat=chunk.sat)
     seconds = time.perf_counter() - started
     log.info("evaluation: baselines scored on %d hours in %.1f s", len(hours), seconds)
     return pd.concat([board.table(), _cost_rows("baselines", {"seconds": seconds})], ignore_index=True), board.hourly()
@@ -169,9 +182,10 @@ def _score_chain(coarse, fine, hours, correction, downscaling, params, names: di
             board.add(names["corrected"], "coarse", out["corrected"], chunk.radar_coarse, chunk.hour_keys)
         for key in ("upsampled", "fine"):
             if key in names:
-                board.add(names[key], "fine", out[key], chunk.radar, chunk.hour_keys)
+                board.add(names[key], "fine", out[key], chunk.radar, chunk.hour_keys, sat=chunk.sat)
         if "fine_mean" in names and members > 1:
-            board.add(names["fine_mean"], "fine", ensemble_mean(out["fine"]), chunk.radar, chunk.hour_keys)
+            board.add(names["fine_mean"], "fine", ensemble_mean(out["fine"]), chunk.radar, chunk.hour_keys,
+                      sat=chunk.sat)
         if samples:
             kept.append(sample_fields(chunk, hours, out, params["figures"], float(params["scores"]["max_rate_mm_h"])))
         chain_s, score_s = chain_s + t1 - t0, score_s + time.perf_counter() - t1
@@ -273,14 +287,16 @@ def candidate_versions(champion: dict, correction: TrainedModel, downscaling: Tr
     return out
 
 
-def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel, downscaling: TrainedModel,
-                   params: dict) -> pd.DataFrame:
-    """``champion_chain``: the registry's alias (``champion``) through the same chain on the same hours.
+def score_selection(coarse, fine, hours: pd.DataFrame, champion: dict, correction: TrainedModel,
+                    downscaling: TrainedModel, params: dict) -> pd.DataFrame:
+    """The scores the champion is chosen on (grid ``validation``): ``diffusion_chain`` (the evaluated
+    pair) and ``champion_chain`` (the registry's alias) through the same chain on the validation
+    ``hours`` (:func:`select_validation_hours`), never on the test split.
 
-    Skipped (empty table) when there is no complete champion or it is the evaluated pair itself; only
-    its ``crps_fair`` (from its version tags) when it was already scored with the same setup
-    (same hours, data and chain settings: :func:`~.selection.setup_fingerprint`), since the chain is
-    deterministic (``selection.reuse_champion_score: false`` re-scores anyway).
+    Empty when there is nothing to compare (no complete champion, or it is the evaluated pair); the
+    champion's score comes from its version tags when it was scored with the same setup
+    (:func:`~.selection.setup_fingerprint`; the chain is deterministic; ``selection.reuse_champion_score:
+    false`` re-scores anyway).
     """
     versions, models = champion["versions"], champion.get("models")
     if any(v is None for v in versions.values()):
@@ -290,15 +306,24 @@ def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel
         log.info("evaluation: the evaluated models are the %s (%s)", champion["alias"], versions)
         return tidy([])
     metric, fingerprint = params["selection"]["metric"], setup_fingerprint(hours, params)
+    tables = [_validation_scores(coarse, fine, hours, correction, downscaling, params, "diffusion_chain")]
     reused = tagged_score(champion.get("tags", {}), versions, fingerprint, metric)
     if reused is not None and params["selection"].get("reuse_champion_score", True):
-        log.info("evaluation: %s %s already scored with this setup (%s): %s %.4f", champion["alias"], versions,
-                 fingerprint, metric, reused)
-        return tidy([{"metric": metric, "value": reused}, {"metric": "score_reused_from_tags", "value": 1.0}],
-                    method="champion_chain", grid="fine")
-    log.info("evaluation: scoring the %s %s on the same hours", champion["alias"], versions)
-    return _score_chain(coarse, fine, hours, models["correction"], models["downscaling"], params,
-                        {"fine": "champion_chain"})[0]
+        log.info("evaluation: %s %s already scored on these validation hours (%s): %s %.4f", champion["alias"],
+                 versions, fingerprint, metric, reused)
+        tables.append(tidy([{"metric": metric, "value": reused}, {"metric": "score_reused_from_tags", "value": 1.0}],
+                           method="champion_chain", grid=VALIDATION))
+    else:
+        log.info("evaluation: scoring the %s %s on %d validation hours", champion["alias"], versions, len(hours))
+        tables.append(_validation_scores(coarse, fine, hours, models["correction"], models["downscaling"], params,
+                                         "champion_chain"))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _validation_scores(coarse, fine, hours, correction, downscaling, params, method: str) -> pd.DataFrame:
+    """The chain's 1 km scores on the validation ``hours``, as grid ``validation``."""
+    table = _score_chain(coarse, fine, hours, correction, downscaling, params, {"fine": method})[0]
+    return table[table["grid"] == "fine"].assign(grid=VALIDATION)
 
 
 # ---- the table -------------------------------------------------------------------------------------
@@ -329,11 +354,12 @@ def headline_metrics(metrics: pd.DataFrame, params: dict) -> dict:
 
 
 # ---- model selection ----------------------------------------------------------------------------
-def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, correction: TrainedModel,
-                  downscaling: TrainedModel, params: dict) -> tuple[dict, dict]:
-    """The selection decision (:mod:`.selection`), twice: for the JSON report and for the registry dataset."""
-    decision = selection_decision(metrics, candidate_versions(champion, correction, downscaling), champion,
-                                  params["selection"], setup_fingerprint(hours, params))
+def select_models(validation: pd.DataFrame, validation_hours: pd.DataFrame, metrics: pd.DataFrame, champion: dict,
+                  correction: TrainedModel, downscaling: TrainedModel, params: dict) -> tuple[dict, dict]:
+    """The selection decision (:mod:`.selection`) on the ``validation`` scores (the test ``metrics``
+    only become tags), twice: for the JSON report and for the registry dataset."""
+    decision = selection_decision(validation, candidate_versions(champion, correction, downscaling), champion,
+                                  params["selection"], setup_fingerprint(validation_hours, params), reported=metrics)
     log.info("model selection (%s): promote=%s, %s", decision["mode"], decision["promote"], decision["reason"])
     decision["models"] = {m.info.get("stage", stage): {"residual_base": m.info.get("residual_base", "input"),
                                                        "sampler": m.info.get("sampler", {})}
@@ -351,8 +377,10 @@ def _model_summary(selection: dict, chain: ChainSettings) -> str:
 
 
 def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores,
-                coarse_scores, psd, ranks, fss, paired, params: dict) -> str:
+                coarse_scores, psd, ranks, fss, paired, probability: pd.DataFrame, diagram: pd.DataFrame, reliability,
+                params: dict) -> str:
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
+    from precipdiff.pipelines.evaluation.probability import diagram_verdict
     from precipdiff.reporting.report import build_report
 
     chain = ChainSettings.from_params(params["chain"], "evaluation.chain")
@@ -362,7 +390,11 @@ def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict,
                f"{len(chain.seeds())} members, seed {chain.seed}; evaluated models "
                f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}.")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
-               "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired}
+               "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired,
+               "Reliability diagrams": reliability}
     context = {"summary": summary, "fss_scale_px": params["report"]["fss_scale_px"],
                "max_km": params["flags"]["oversmoothing"]["max_km"], "level": float(params["intervals"]["level"])}
-    return build_report(metrics, selection, hours, figures, context, intervals)
+    thresholds = params["scores"]["probability"]["thresholds_mm_h"]
+    verdicts = {m: diagram_verdict(diagram, m, thresholds, min_count=params["figures"]["reliability_min_count"])
+                for m in ("diffusion_chain", "rainfarm") if m in set(diagram["method"])}
+    return build_report(metrics, selection, hours, figures, context, intervals, probability, verdicts)
