@@ -9,9 +9,12 @@ regenerated alone, whatever the batching or tiling. This is exact for the determ
 (``S_churn = 0``); with churn the extra noise comes from one generator per batch of tiles, seeded
 from ``(seed, hours, grid, batch index)``: reproducible for the same settings, not member by member.
 
-Large domains are sampled in overlapping tiles (:func:`tiled_map`) cross-faded with raised-cosine
-weights. Tiles of all samples (hours × members) are denoised together ``batch_size`` at a time;
-conditions and latents are built per tile, so memory is the tile batch plus the output fields.
+Large domains: each sample is integrated as ONE latent field over the whole domain, and at every
+sampling step the denoiser runs on overlapping windows of the current field whose outputs are
+blended (MultiDiffusion, :class:`~precipdiff.nn.tiling.TiledDenoiser`), so overlaps keep the
+ensemble's statistics (no average of two independent samples). Windows (of every sample in a group
+of ``batch_size // windows`` samples) are denoised ``batch_size`` at a time; memory is the group's
+whole-domain fields plus one batch of windows.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -30,6 +33,7 @@ from precipdiff.data import transforms
 from precipdiff.data.contract import NEST
 from precipdiff.nn.precond import EDMPrecond
 from precipdiff.nn.sampler import edm_sampler
+from precipdiff.nn.tiling import TiledDenoiser, blend_window, tile_layout  # noqa: F401  (blend_window: tests)
 from precipdiff.seeds import member_seeds
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.distributed import pick_device  # noqa: F401  (also used by the inference nodes)
@@ -63,9 +67,9 @@ class ChainSettings:
     n_members: int = 8
     seed: int = 0
     sampler: dict | None = None  # edm_sampler keyword overrides (SAMPLER_KEYS); None / {} = each model's own
-    tile: int = 256  # tile side (cells, on either grid); domains up to this size run untiled
-    overlap: int = 32  # overlap between neighbouring tiles (cells), the width of the cross-fade
-    batch_size: int = 8  # samples (member × hour × tile) denoised together
+    tile: int = 256  # largest window side (cells, on either grid); domains up to this size run untiled
+    overlap: int = 32  # least overlap between neighbouring windows (cells), the width of the blending ramp
+    batch_size: int = 8  # windows (of members × hours) denoised together per network call
     device: str = "auto"
     member_seeds: tuple[int, ...] | None = None  # explicit per-member seeds; override seed and n_members
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 | bf16 (autocast on any device)
@@ -184,101 +188,6 @@ def member_latents(seeds: Sequence[int], hour_keys: Sequence[int], shapes: Seque
     return out
 
 
-# ---------------------------------------------------------------------------------------- tiling
-
-
-def blend_window(size_h: int, size_w: int, overlap: int) -> torch.Tensor:
-    """Separable weights: 1 inside, a raised-cosine ramp over ``overlap`` cells at each edge (> 0).
-
-    Two tiles overlapping by exactly ``overlap`` cells have ramps summing to 1 (sin² + cos²), a
-    cross-fade; :func:`tiled_map` still divides by the summed weights, so any overlap is exact.
-    """
-    def ramp(n: int) -> torch.Tensor:
-        w = torch.ones(n, dtype=torch.float64)
-        k = min(overlap, n // 2)
-        if k > 0:
-            edge = 0.5 - 0.5 * torch.cos(torch.pi * (torch.arange(k, dtype=torch.float64) + 0.5) / k)
-            w[:k], w[n - k:] = edge, edge.flip(0)
-        return w
-    return ramp(size_h)[:, None] * ramp(size_w)[None, :]
-
-
-def tile_origins(n: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of ``tile`` cells covering ``n`` with at least ``overlap`` overlap."""
-    if n <= tile:
-        return [0]
-    step = tile - overlap
-    starts = list(range(0, n - tile, step)) + [n - tile]
-    return sorted(set(starts))
-
-
-TileInputs = Callable[[int, slice, slice], tuple[torch.Tensor, torch.Tensor]]
-
-
-def tiled_map(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], tile_inputs: TileInputs, n: int,
-              shape: tuple[int, int], tile: int, overlap: int, batch_size: int) -> np.ndarray:
-    """Apply ``fn(cond (k, C, h, w), latents (k, 1, h, w)) -> (k, 1, h, w)`` over overlapping tiles.
-
-    ``tile_inputs(b, rows, cols)`` returns sample ``b``'s condition ``(C, h, w)`` and latents
-    ``(1, h, w)`` in a window. Jobs run sample-major (all windows of sample 0, then sample 1 …) in
-    batches of ``batch_size`` (the last one zero-padded, see :func:`_pad`); a sample is blended
-    (float64 weighted mean of its tiles) as soon as its last tile is done, so at most
-    ``⌈batch_size / n_tiles⌉ + 1`` float64 accumulators exist.
-    A domain within one tile is processed whole (tiled == untiled there, bit for bit).
-
-    Returns ``(n, H, W)`` float32.
-    """
-    h, w = shape
-    windows = [(r, c) for r in tile_origins(h, tile, overlap) for c in tile_origins(w, tile, overlap)]
-    th, tw = min(tile, h), min(tile, w)
-    win = blend_window(th, tw, overlap).numpy()
-    total = np.zeros((h, w))
-    for r, c in windows:
-        total[r:r + th, c:c + tw] += win
-    out = np.empty((n, h, w), np.float32)
-    acc: dict[int, np.ndarray] = {}
-    for chunk in _batched(((b, r, c) for b in range(n) for r, c in windows), batch_size):
-        inputs = [tile_inputs(b, slice(r, r + th), slice(c, c + tw)) for b, r, c in chunk]
-        cond, lat = torch.stack([x[0] for x in inputs]), torch.stack([x[1] for x in inputs])
-        res = fn(_pad(cond, batch_size), _pad(lat, batch_size)).detach().float().cpu().numpy()[:len(chunk), 0]
-        for k, (b, r, c) in enumerate(chunk):
-            if len(windows) == 1:
-                out[b] = res[k]
-                continue
-            a = acc.setdefault(b, np.zeros((h, w)))
-            a[r:r + th, c:c + tw] += res[k] * win
-            if (r, c) == windows[-1]:
-                out[b] = a / total
-                del acc[b]
-    return out
-
-
-def tiled_apply(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], cond: torch.Tensor,
-                latents: torch.Tensor, tile: int, overlap: int, batch_size: int) -> torch.Tensor:
-    """:func:`tiled_map` over whole in-memory tensors ``cond (B, C, H, W)``, ``latents (B, 1, H, W)``.
-
-    Returns ``(B, 1, H, W)`` float32.
-    """
-    b, _, h, w = cond.shape
-    out = tiled_map(fn, lambda i, rs, cs: (cond[i, :, rs, cs], latents[i, :, rs, cs]), b, (h, w), tile,
-                    overlap, batch_size)
-    return torch.from_numpy(out)[:, None]
-
-
-def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Zero-pad the batch axis to ``size``: every network call sees the same batch shape, so a
-    sample's result does not depend on how many others share its batch (CPU kernels may differ for
-    other shapes), and ``torch.compile`` compiles once."""
-    if x.shape[0] >= size:
-        return x
-    return torch.cat([x, x.new_zeros(size - x.shape[0], *x.shape[1:])])
-
-
-def _batched(items: Iterator, size: int) -> Iterator[list]:
-    while chunk := list(itertools.islice(items, size)):
-        yield chunk
-
-
 # ---------------------------------------------------------------------------------------- models
 
 
@@ -310,8 +219,15 @@ def _denoiser(trained: TrainedModel, compile_net: bool) -> torch.nn.Module:
 
 
 def residual_sampler(trained: TrainedModel, device: torch.device, sampler: dict | None,
-                     precision: str = "auto", compile_net: bool = False, churn_seed: int = 0):
-    """``fn(cond, latents) -> residual`` in model units for a diffusion or a regression model."""
+                     precision: str = "auto", compile_net: bool = False, churn_seed: int = 0,
+                     tiling: tuple[int, int, int] | None = None):
+    """``fn(cond, latents) -> residual`` in model units for a diffusion or a regression model.
+
+    ``tiling`` ``(tile, overlap, batch_size)``: every network (the denoiser at each sampling step,
+    the regression, the residual base) runs on overlapping windows of the whole field, blended
+    (:class:`~precipdiff.nn.tiling.TiledDenoiser`), each call padded to ``batch_size``; None: whole
+    fields in one call.
+    """
     model = trained.model.to(device).eval()
     kwargs = {**trained.info.get("sampler", {}), **(sampler or {})}
     denoise = _denoiser(trained, compile_net) if model.objective != "regression" else None
@@ -320,17 +236,20 @@ def residual_sampler(trained: TrainedModel, device: torch.device, sampler: dict 
     @torch.inference_mode()
     def fn(cond: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         cond = cond.to(device)
+        tiled = (lambda d: TiledDenoiser(d, tuple(cond.shape[-2:]), *tiling)) if tiling else (lambda d: d)  # noqa: E731
+        blank = cond.new_zeros(cond.shape[0], 1, *cond.shape[-2:])
         with autocast(device, precision):
             if model.objective == "regression":
-                return model(None, None, model.normalise_cond(cond)).float() * model.residual_scale
+                out = tiled(lambda _x, _s, c: model(None, None, c))(blank, 0.0, model.normalise_cond(cond))
+                return out.float() * model.residual_scale
             lat = latents.to(device, torch.float32 if device.type == "mps" else torch.float64)
             gen = None
             if float(kwargs.get("S_churn", 0.0)) > 0:  # churn noise: one generator per batch, reproducible
                 gen = torch.Generator().manual_seed(int(np.random.SeedSequence([churn_seed, next(calls)])
                                                         .generate_state(1)[0]))
-            x = edm_sampler(denoise, model.normalise_cond(cond), lat, generator=gen, **kwargs)
-            base = model.mean_residual(cond)  # CorrDiff residual base (0 when the model has none)
-        return x.float() * model.residual_scale + base
+            x = edm_sampler(tiled(denoise), model.normalise_cond(cond), lat, generator=gen, **kwargs)
+            base = 0.0 if model.mean is None else tiled(lambda _x, _s, c: model.mean_residual(c))(blank, 0.0, cond)
+        return x.float() * model.residual_scale + base  # base: the CorrDiff residual base (0 without one)
     return fn
 
 
@@ -339,26 +258,30 @@ def apply_model(trained: TrainedModel, base: np.ndarray, lat: np.ndarray, lon: n
     """``base + residual`` for ``base`` ``(B, H, W)`` (transformed units; the residual as the model
     was trained, :func:`~precipdiff.data.transforms.apply_residual`).
 
-    ``latents``: ``(B, 1, H, W)`` array, a :class:`LatentField` (drawn tile by tile) or ``None``
-    (zeros; regression models ignore them). Conditions are built tile by tile.
+    ``latents``: ``(B, 1, H, W)`` array, a :class:`LatentField` or ``None`` (zeros; regression
+    models ignore them). Samples go through :func:`residual_sampler` in groups of
+    ``batch_size // windows`` (at least 1), each as one whole-domain field tiled inside
+    (``settings.tile``, ``overlap``): a domain within one tile is one window, sampled whole.
     """
     device = pick_device(settings.device)
     n, h, w = base.shape
     names = trained.info["channels"][1:]
-
-    def tile_inputs(b: int, rows: slice, cols: slice):
-        part = base[b, rows, cols][None]
-        cond = transforms.condition(part, names, lat[rows], lon[cols])[0]
+    windows = len(tile_layout(h, settings.tile, settings.overlap)[1]) * len(tile_layout(w, settings.tile,
+                                                                                         settings.overlap)[1])
+    group = max(1, settings.batch_size // windows)
+    fn = residual_sampler(trained, device, settings.sampler, settings.precision, settings.compile, churn_seed,
+                          tiling=(settings.tile, settings.overlap, settings.batch_size))
+    res = np.empty((n, h, w), np.float32)
+    for start in range(0, n, group):
+        idx = np.arange(start, min(n, start + group))
+        cond = transforms.condition(base[idx], names, lat, lon)
         if latents is None:
-            z = np.zeros((1, *part.shape[-2:]))
+            z = np.zeros((idx.size, 1, h, w))
         elif isinstance(latents, LatentField):
-            z = latents.window(b, rows, cols)[None]
+            z = np.stack([latents.window(b, slice(0, h), slice(0, w))[None] for b in idx])
         else:
-            z = latents[b, :, rows, cols]
-        return torch.from_numpy(cond), torch.from_numpy(np.ascontiguousarray(z))
-
-    fn = residual_sampler(trained, device, settings.sampler, settings.precision, settings.compile, churn_seed)
-    res = tiled_map(fn, tile_inputs, n, (h, w), settings.tile, settings.overlap, settings.batch_size)
+            z = latents[idx]
+        res[idx] = fn(torch.from_numpy(cond), torch.from_numpy(np.ascontiguousarray(z)))[:, 0].detach().cpu().numpy()
     return transforms.apply_residual(base, res, trained.info.get("residual", "transformed"),
                                      trained.info.get("transform", "log1p"))
 
