@@ -67,3 +67,22 @@ def test_help_says_how_hours_are_labelled(capsys):
         cli.main(["downscale", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "labelled by their END (UTC)" in text and "half hours starting 00:00 and 00:30" in text
+
+
+def test_the_notes_of_the_run_are_lines_of_the_cli_output(tmp_path, project, monkeypatch, capsys):
+    """Issue #23: leaving the training domain (or running synthetic-trained models on real input, when
+    allowed) is a line of precipdiff's own output, from the written file's attribute."""
+    import xarray as xr
+
+    out = tmp_path / "ensemble.nc"
+    notes = "the box … leaves the training domain of precipdiff-correction v1 …\nsecond line"
+
+    def writes(project_dir, params, env=None):
+        assert params["inference"]["allow_synthetic_models"] is True
+        xr.Dataset(attrs={"precipdiff_notes": notes}).to_netcdf(out)
+
+    monkeypatch.setattr(cli, "run_pipeline", writes)
+    code = cli.main(["downscale", "--input", str(tmp_path), "--output", str(out), "--project", str(project),
+                     "--allow-synthetic-models"])
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0 and printed[1:] == [f"precipdiff downscale: note: {line}" for line in notes.splitlines()]

@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--version", type=_versions, metavar="V",
                        help="registry version of both models, or correction=V1,downscaling=V2")
     which.add_argument("--run-id", help="the MLflow run that trained (and registered) both models")
+    p.add_argument("--allow-synthetic-models", action="store_true", default=None,
+                   help="run models trained without a real satellite (synthetic data, or a satellite simulated "
+                        "from radar) on real input; refused otherwise")
     p.add_argument("--correction-model", help="registered name (default precipdiff-correction)")
     p.add_argument("--downscaling-model", help="registered name (default precipdiff-downscaling)")
     p.add_argument("--steps", type=int, help="sampler steps (noise levels)")
@@ -102,7 +105,20 @@ def downscale(args: argparse.Namespace) -> int:
             raise
         return _fail(exc, args.debug)  # reported as one clear line; --debug for the traceback
     print(f"precipdiff downscale: wrote {output}")
+    for line in output_notes(output):
+        print(f"precipdiff downscale: note: {line}")
     return 0
+
+
+def output_notes(output: Path) -> list[str]:
+    """The lines of the output's ``precipdiff_notes`` attribute (training data, domain), if any."""
+    import xarray as xr
+
+    from precipdiff.pipelines.inference.nodes import NOTES_ATTR
+
+    with xr.open_dataset(output) as ds:
+        text = str(ds.attrs.get(NOTES_ATTR, "none"))
+    return [] if text == "none" else text.splitlines()
 
 
 def first_missing(folder: Path) -> Path | None:
@@ -179,6 +195,7 @@ def runtime_params(args: argparse.Namespace, output: Path) -> dict:
         "box": args.box, "start": args.start, "end": args.end,  # absent = the whole input
         "thresholds_mm_h": args.thresholds, "hours_per_chunk": args.hours_per_chunk, "threads": args.threads,
         "progress": False if args.no_progress else None, "chain": _given(chain), "models": _models(args),
+        "allow_synthetic_models": args.allow_synthetic_models,
     }
     keep_none = {"box", "start", "end"}
     return {"inference": {k: v for k, v in params.items() if k in keep_none or v not in (None, {})}}

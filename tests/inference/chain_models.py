@@ -30,15 +30,18 @@ class PixelNet(nn.Module):
                 + self.w[3] * x[:, 3:4]) * (1 + 0.1 * torch.tanh(s))
 
 
-def info(stage: str, objective: str = "edm", domain: dict | None = None) -> dict:
+def info(stage: str, objective: str = "edm", domain: dict | None = None, source: str = "synthetic") -> dict:
     return {"stage": stage, "objective": objective, "transform": "log1p", "channels": CHANNELS,
             "upsampling": "bilinear", "sampler": {"num_steps": 3},
-            "domain": domain or {"lat_min": 47.05, "lat_max": 47.35, "lon_min": -122.35, "lon_max": -122.05}}
+            "domain": domain or {"lat_min": 47.05, "lat_max": 47.35, "lon_min": -122.35, "lon_max": -122.05},
+            "provenance": {"source": source, "region": None, "period": ["2022-10-01T01:00Z", "2022-10-21T12:00Z"],
+                           "box": {"lat_min": 47.0, "lat_max": 47.4, "lon_min": -122.4, "lon_max": -122.0},
+                           "data_fingerprint": "abc123", "source_fingerprint": "def456"}}
 
 
-def pixel_model(stage: str) -> TrainedModel:
+def pixel_model(stage: str, source: str = "synthetic") -> TrainedModel:
     model = ResidualModel(PixelNet(), "edm", COND_MEAN, COND_STD, residual_scale=0.5, sigma_data=1.0)
-    return TrainedModel({}, model.eval(), info(stage))
+    return TrainedModel({}, model.eval(), info(stage, source=source))
 
 
 def unet_model(stage: str, seed: int, objective: str = "edm") -> TrainedModel:

@@ -30,6 +30,7 @@ from kedro.io import AbstractDataset, DatasetError
 from precipdiff import registry
 from precipdiff.serving import pyfunc_model
 from precipdiff.training.artifact import TrainedModel
+from precipdiff.training.provenance import TrainingData
 
 log = logging.getLogger(__name__)
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy", "mlflow", "precipdiff"]
@@ -43,6 +44,8 @@ def version_tags(info: dict) -> dict[str, str]:
     if "residual_base" in info:
         tags["residual_base"] = str(info["residual_base"])
     tags["sampler"] = json.dumps(info.get("sampler", {}), sort_keys=True)
+    trained_on = TrainingData.from_dict(info.get("provenance"))  # what it learnt from (#23)
+    tags.update(training_source=trained_on.source, training_data=trained_on.describe())
     return tags
 
 

@@ -31,8 +31,10 @@ from precipdiff.data import transforms
 from precipdiff.datasets.metrics import metric_history, metric_series
 from precipdiff.inference.chain import pick_device, residual_sampler
 from precipdiff.nn.residual import with_mean
+from precipdiff.pipelines.ingestion.nodes import resolve_box, source_fingerprint
 from precipdiff.training.artifact import TrainedModel
 from precipdiff.training.launch import train_distributed
+from precipdiff.training.provenance import SOURCES, TrainingData, training_data
 from precipdiff.training.sampler_selection import choose, score_settings, wettest_tiles
 from precipdiff.verification import correlation, crps_ensemble, mae, rmse
 from precipdiff.training.loop import train
@@ -59,6 +61,7 @@ class TrainingPairs:
     transform: str
     upsampling: str
     residual_kind: str = "transformed"
+    ingestion: dict | None = None  # the ingestion parameters the data came from (provenance)
 
     def target(self, idx, residual: np.ndarray | None = None) -> np.ndarray:
         """``base + residual`` (transformed units) of the hours ``idx`` (``residual``: another one)."""
@@ -66,7 +69,7 @@ class TrainingPairs:
         return transforms.apply_residual(self.base[idx], res, self.residual_kind, self.transform)
 
 
-def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -> TrainingPairs:
+def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict, ingestion: dict | None) -> TrainingPairs:
     names = list(params.get("static_channels", []))
     lat, lon = ds["lat"].values, ds["lon"].values
     kind, name = params.get("residual", "transformed"), ds.attrs["transform"]
@@ -75,18 +78,18 @@ def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -
     return TrainingPairs(cond=cond, base=base[:, None], residual=residual,
                          times=ds["time"].values, split=ds["split"].values.astype(str), lat=lat, lon=lon,
                          channels=["base", *names], transform=name, upsampling=ds.attrs["upsampling"],
-                         residual_kind=kind)
+                         residual_kind=kind, ingestion=ingestion)
 
 
-def correction_pairs(coarse: xr.Dataset, params: dict) -> TrainingPairs:
+def correction_pairs(coarse: xr.Dataset, params: dict, ingestion: dict | None = None) -> TrainingPairs:
     """Satellite → radar pooled to 0.1°: residual = radar − satellite (transformed units)."""
-    return _pairs(coarse["satellite"].values, coarse["radar"].values, coarse, params)
+    return _pairs(coarse["satellite"].values, coarse["radar"].values, coarse, params, ingestion)
 
 
-def downscaling_pairs(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> TrainingPairs:
+def downscaling_pairs(coarse: xr.Dataset, fine: xr.Dataset, params: dict, ingestion: dict | None = None) -> TrainingPairs:
     """Radar 0.1° upsampled → radar 0.01°: residual = radar − upsampled (transformed units)."""
     base = transforms.upsample(coarse["radar"].values, 10, fine.attrs["upsampling"])
-    return _pairs(base, fine["radar"].values, fine, params)
+    return _pairs(base, fine["radar"].values, fine, params, ingestion)
 
 
 def _patch_table(patches: pd.DataFrame, params: dict) -> pd.DataFrame:
@@ -104,11 +107,22 @@ def data_fingerprint(pairs: TrainingPairs) -> str:
     return digest.hexdigest()[:16]
 
 
+def provenance(pairs: TrainingPairs, fingerprint: str) -> TrainingData:
+    """What the model learns from: the ingestion source, region / box, training period, fingerprints."""
+    box = {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),
+           "lon_min": float(pairs.lon.min()), "lon_max": float(pairs.lon.max())}  # cell centres without ingestion
+    ingest, source_fp = pairs.ingestion, None
+    if ingest and ingest.get("source") in SOURCES:
+        box, source_fp = resolve_box(ingest), source_fingerprint(ingest)
+    return training_data(ingest, pairs.times, pairs.split, fingerprint, box, source_fp)
+
+
 def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
     base = {"residual_base": residual_base(params)} if objective == "edm" else {}
+    fingerprint = data_fingerprint(pairs)
     return {"stage": params["stage"], "objective": objective, **base, "transform": pairs.transform,
             "residual": pairs.residual_kind,
-            "data_fingerprint": data_fingerprint(pairs),
+            "data_fingerprint": fingerprint, "provenance": provenance(pairs, fingerprint).to_dict(),
             "channels": pairs.channels, "upsampling": pairs.upsampling,
             "sampler": dict(params.get("sampler", {})),
             "domain": {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),
@@ -300,8 +314,10 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
     (default: the stage).
 
     ``params``: the dataset holding the training parameters (default ``params:<stage>_training``);
-    ``data``: other datasets for the template's ``coarse_model_input``, ``fine_model_input`` and
-    ``patches`` (the experiments train on other data with overridden parameters);
+    ``data``: other datasets for the template's ``coarse_model_input``, ``fine_model_input``,
+    ``patches`` and ``ingestion`` (the parameters the data were ingested with, default
+    ``params:ingestion``: the models' provenance) (the experiments train on other data with
+    overridden parameters);
     ``diffusion_only``: leave out the regression baseline and the validation check (the regression
     is then trained only when it is the diffusion model's ``residual_base``).
 
@@ -311,7 +327,7 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
     """
     make_pairs, data_inputs = PAIRS[stage]
     regression = train_base_regression if diffusion_only else train_regression
-    nodes = [node(make_pairs, [*data_inputs, "training"], "training_pairs", name="make_training_pairs"),
+    nodes = [node(make_pairs, [*data_inputs, "training", "ingestion"], "training_pairs", name="make_training_pairs"),
              node(regression, ["training_pairs", "patches", "training"],
                   ["regression_model", "regression_history"], name="train_regression"),
              node(train_diffusion, ["training_pairs", "patches", "training", "regression_model"],
@@ -322,7 +338,7 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
         nodes += [node(validation_skill, ["diffusion_model", "regression_model", "training_pairs", "training"],
                        "validation_skill", name="validation_skill")]
     inputs = {**{name: name for name in data_inputs}, "patches": PATCHES[stage],
-              "training": params or f"params:{stage}_training", **(data or {})}
+              "training": params or f"params:{stage}_training", "ingestion": "params:ingestion", **(data or {})}
     space = namespace or stage
     exposed = ["diffusion_model"] if diffusion_only else ["diffusion_model", "regression_model"]
     outputs = {name: f"{space.replace('.', '_')}_{name}" for name in exposed}

@@ -87,6 +87,94 @@ def test_the_champion_is_scored_on_validation_hours(evaluated_project):
     assert crps["diffusion_chain"] != pytest.approx(test_crps["value"].iloc[0])  # other hours than the test ones
 
 
+def test_mlflow_metrics_artifacts_and_champion(evaluated_project):
+    mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
+    try:
+        run = mlflow.search_runs(experiment_names=["precipdiff"]).iloc[0]
+        assert np.isfinite(run["metrics.evaluation.fine.diffusion_chain.crps_fair"])
+        assert "metrics.evaluation.coarse.correction_diffusion.crps_fair" in run
+        client = MlflowClient()
+        artifacts = {a.path for a in client.list_artifacts(run.run_id, "evaluation")}
+        assert {"evaluation/metrics.parquet", "evaluation/evaluation_report.html",
+                "evaluation/model_selection.json"} <= artifacts
+        for name in ("precipdiff-correction", "precipdiff-downscaling"):
+            champion = client.get_model_version_by_alias(name, "champion")
+            assert champion.tags["eval.decision"] == "promoted" and champion.tags["eval.run_id"] == run.run_id
+            assert float(champion.tags["eval.crps_fair"]) == pytest.approx(  # the test score, reported as a tag
+                run["metrics.evaluation.fine.diffusion_chain.crps_fair"], rel=1e-5)
+            assert "eval.validation_crps_fair" not in champion.tags  # no other champion: nothing scored to choose
+    finally:
+        mlflow.set_tracking_uri(None)
+
+
+def test_runtime_params_choose_the_registry_versions(evaluated_project):
+    """`kedro run --pipelines=evaluation --params=evaluation.models.alias=champion` (catalog_evaluation.yml)."""
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    bootstrap_project(evaluated_project)
+    latest = {"version": None, "run_id": None, "alias": None}  # nothing asked: the latest version
+    champion = {**latest, "alias": "champion"}
+    cases = [({}, latest, latest),
+             ({"alias": "champion"}, champion, champion),
+             ({"correction": {"alias": "champion"}, "downscaling": {"version": 1, "run_id": "abc"},
+               "downscaling_regression": {"version": 1}},
+              champion, {**latest, "version": 1, "run_id": "abc"})]
+    for models, correction, downscaling in cases:
+        runtime = {"evaluation": {"models": models}} if models else {}
+        with KedroSession.create(project_path=evaluated_project, env="test", runtime_params=runtime) as session:
+            catalog = session.load_context().catalog
+            assert catalog.get("correction_diffusion_model").load_args == correction
+            assert catalog.get("downscaling_diffusion_model").load_args == downscaling
+            candidates = catalog.get("evaluation.champion")._describe()["candidates"]
+            assert candidates["correction"] == correction and candidates["downscaling"] == downscaling
+        regression = catalog.get("downscaling_regression_model").load_args
+        assert regression == {**latest, "version": 1 if "downscaling_regression" in models else None}
+    cwd = os.getcwd()
+    os.chdir(evaluated_project)  # the MLflow store is the project's (conf/base/mlflow.yml)
+    try:
+        with KedroSession.create(project_path=evaluated_project, env="test",
+                                 runtime_params={"evaluation": {"models": {"alias": "champion"}}}) as session:
+            catalog = session.load_context().catalog  # loaded by precipdiff.registry: the champion is version 1
+            assert catalog.load("correction_diffusion_model").info["registered"]["version"] == "1"
+    finally:
+        os.chdir(cwd)
+        mlflow.set_tracking_uri(None)
+
+
+def test_both_residual_bases_train_register_and_load(evaluated_project):
+    """conf/test: correction on the input base, downscaling on the regression (CorrDiff) base; the
+    registered downscaling model carries its regression (``mean.*``) and samples whole residuals."""
+    import torch
+
+    from precipdiff.registry import load_registered
+
+    mlflow.set_tracking_uri(f"sqlite:///{evaluated_project / 'mlflow.db'}")
+    try:
+        client = mlflow.MlflowClient()
+        for stage, base in (("correction", "input"), ("downscaling", "regression")):
+            (version,) = client.search_model_versions(f"name = 'precipdiff-{stage}'")
+            assert version.tags["residual_base"] == base
+            assert version.tags["training_source"] == "synthetic" and "synthetic data" in version.tags["training_data"]
+        trained = load_registered("precipdiff-downscaling", alias=None, version=1)
+        regression = load_registered("precipdiff-downscaling-regression", alias=None, version=1)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert trained.info["residual_base"] == "regression" and trained.model.mean is not None
+    report = (evaluated_project / "data/08_reporting/evaluation_report.html").read_text()
+    assert "correction: input base" in report and "downscaling: regression base" in report
+    assert trained.info["provenance"]["source"] == "synthetic"  # what it learnt from (#23)
+    assert trained.info["provenance"]["period"][0] == "2022-10-01T01:00Z"
+    assert trained.info["provenance"]["box"] == {"lat_min": 47.0, "lat_max": 47.4, "lon_min": -122.4, "lon_max": -122.0}
+    assert "Trained on: correction: synthetic data" in report
+    mean = dict(trained.model.mean.state_dict())
+    for key, value in regression.model.state_dict().items():  # the base is the registered regression
+        torch.testing.assert_close(mean[key], value)
+    cond = torch.randn(2, trained.config["cond_channels"], 16, 16)
+    members = trained.model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=2)
+    assert torch.isfinite(members).all() and members.shape == (2, 2, 1, 16, 16)
+
+
 def _load(project, names):
     """The datasets ``names`` of the project's catalog (models from its registry) and ``params:evaluation``."""
     from kedro.framework.session import KedroSession

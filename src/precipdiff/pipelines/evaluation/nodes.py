@@ -23,6 +23,7 @@ from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
 from precipdiff.pipelines.evaluation.selection import VALIDATION, selection_decision, setup_fingerprint, tagged_score
 from precipdiff.training.artifact import TrainedModel
+from precipdiff.training.provenance import TrainingData
 from precipdiff.verification import exceedance_probability, hourly_table, select, tidy
 
 log = logging.getLogger(__name__)
@@ -362,7 +363,9 @@ def select_models(validation: pd.DataFrame, validation_hours: pd.DataFrame, metr
                                   params["selection"], setup_fingerprint(validation_hours, params), reported=metrics)
     log.info("model selection (%s): promote=%s, %s", decision["mode"], decision["promote"], decision["reason"])
     decision["models"] = {m.info.get("stage", stage): {"residual_base": m.info.get("residual_base", "input"),
-                                                       "sampler": m.info.get("sampler", {})}
+                                                       "sampler": m.info.get("sampler", {}),
+                                                       "training_data": TrainingData.from_dict(
+                                                           m.info.get("provenance")).describe()}
                           for stage, m in (("correction", correction), ("downscaling", downscaling))}
     return decision, decision
 
@@ -374,6 +377,11 @@ def _model_summary(selection: dict, chain: ChainSettings) -> str:
     parts = [f"{stage}: {m['residual_base']} base, sampler {({**m['sampler'], **override})}"
              for stage, m in selection.get("models", {}).items()]
     return "; ".join(parts) or "samplers of the models"
+
+
+def _trained_on(selection: dict) -> str:
+    """``correction: synthetic data (…), box …, period …; downscaling: …`` (what the models learnt from)."""
+    return "; ".join(f"{stage}: {m.get('training_data', 'unknown')}" for stage, m in selection.get("models", {}).items())
 
 
 def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores,
@@ -388,7 +396,8 @@ def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict,
     summary = (f"{len(hours)} test hours ({'all' if cap is None else params['hours'].get('selection', 'wettest')}, "
                f"max_hours {cap}), "
                f"{len(chain.seeds())} members, seed {chain.seed}; evaluated models "
-               f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}.")
+               f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}. "
+               f"Trained on: {_trained_on(selection)}; the test hours come from the same source.")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
                "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired,
                "Reliability diagrams": reliability}

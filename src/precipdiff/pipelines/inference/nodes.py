@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,12 +28,41 @@ from precipdiff.inference.datasets import SatelliteFiles
 from precipdiff.inference.inputs import InputError, check_hours
 from precipdiff.inference.output import PRODUCT_VERSION, EnsembleJob, hour_dataset, with_clip_counts
 from precipdiff.training.artifact import TrainedModel
+from precipdiff.training.provenance import TrainingData
 
 log = logging.getLogger(__name__)
 
 
-class OutOfDomainWarning(UserWarning):
-    """The requested box leaves the region a (regional) model was trained on."""
+NOTES_ATTR = "precipdiff_notes"  # global attribute: what a user must know about this output, one line each
+
+
+def real_input(satellite: xr.Dataset) -> bool:
+    """True for IMERG files and for a canonical NetCDF not simulated by precipdiff (its ``source``)."""
+    if satellite.attrs.get("input_kind") == "IMERG":
+        return True
+    source = str(satellite[VARIABLE].attrs.get("source", "")).lower()
+    return not ("precipdiff" in source and ("simulated" in source or "synthetic" in source))
+
+
+def training_notes(satellite: xr.Dataset, correction: TrainedModel, downscaling: TrainedModel,
+                   allow_synthetic: bool) -> list[str]:
+    """One line per thing the user must know: a model trained on synthetic data applied to a real
+    input (refused with :class:`ValueError` unless ``allow_synthetic``), a box outside a model's
+    training domain."""
+    notes, real = [], real_input(satellite)
+    for model in (correction, downscaling):
+        trained_on = TrainingData.from_dict(model.info.get("provenance"))
+        if real and trained_on.synthetic:
+            line = (f"{_name(model)} was trained on {trained_on.describe()}, and the input is real "
+                    f"({satellite.attrs.get('input_kind', 'satellite data')})")
+            if not allow_synthetic:
+                raise ValueError(f"inference: {line}: refused, its output would not be trustworthy; pass "
+                                 "--allow-synthetic-models (inference.allow_synthetic_models: true) to run it anyway")
+            notes.append(line + " (allowed by --allow-synthetic-models)")
+        outside = outside_domain(satellite["lat"].values, satellite["lon"].values, model)
+        if outside:
+            notes.append(outside)
+    return notes
 
 
 def check_parameters(params: Mapping) -> None:
@@ -84,8 +112,9 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
     """The job the output dataset runs hour by hour: chain, probabilities, provenance, signature."""
     transform = _check_models(correction, downscaling)
     lat_c, lon_c = satellite["lat"].values, satellite["lon"].values
-    for model in (correction, downscaling):
-        warn_outside_domain(lat_c, lon_c, model)
+    notes = training_notes(satellite, correction, downscaling, bool(params.get("allow_synthetic_models", False)))
+    for line in notes:
+        log.warning("inference: %s", line)
     settings = ChainSettings.from_params(params.get("chain"), "inference.chain")
     deterministic = all(m.model.objective == "regression" for m in (correction, downscaling))
     seeds = settings.seeds()[:1] if deterministic else settings.seeds()  # as run_chain: one member
@@ -113,6 +142,8 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
     signature = _signature(correction, downscaling, settings, seeds, thresholds, lat_c, lon_c, params)
     attrs = provenance(signature, satellite) | {"device": str(pick_device(settings.device)),
                                                  "batch_size": settings.batch_size}  # bit-exact regeneration
+    attrs |= trained_on_attrs(correction, downscaling) | {NOTES_ATTR: "\n".join(notes) or "none",
+                                                          "outside_training_domain": _yes(notes, "leaves the training")}
     return EnsembleJob(pd.DatetimeIndex(satellite["time"].values), compute, signature, attrs,
                        int(params.get("hours_per_chunk", 1)),
                        bool(params.get("progress", True)))
@@ -142,21 +173,38 @@ def _check_models(correction: TrainedModel, downscaling: TrainedModel) -> str:
     return correction.info.get("transform", "log1p")
 
 
-def warn_outside_domain(lat: np.ndarray, lon: np.ndarray, model: TrainedModel) -> bool:
-    """Warn (:class:`OutOfDomainWarning`) if the 0.1° cells ``lat × lon`` leave the model's training domain."""
+def outside_domain(lat: np.ndarray, lon: np.ndarray, model: TrainedModel) -> str | None:
+    """One line if the 0.1° cells ``lat × lon`` leave the model's training domain, else None."""
     dom = model.info.get("domain")
     if not dom:
-        return False
+        return None
     tol = RESOLUTION["satellite"] / 2 + 1e-6  # training domains are given by cell centres
     inside = (lat.min() >= dom["lat_min"] - tol and lat.max() <= dom["lat_max"] + tol
               and lon.min() >= dom["lon_min"] - tol and lon.max() <= dom["lon_max"] + tol)
-    if not inside:
-        warnings.warn(
-            f"inference: the box (cell centres lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}.."
-            f"{lon.max():.2f}) leaves the training domain of {_name(model)} (lat {dom['lat_min']:.2f}.."
-            f"{dom['lat_max']:.2f}, lon {dom['lon_min']:.2f}..{dom['lon_max']:.2f}); PrecipDiff models are "
-            "regional, expect degraded output there", OutOfDomainWarning, stacklevel=2)
-    return not inside
+    if inside:
+        return None
+    return (f"the box (cell centres lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}..{lon.max():.2f}) "
+            f"leaves the training domain of {_name(model)} (lat {dom['lat_min']:.2f}..{dom['lat_max']:.2f}, "
+            f"lon {dom['lon_min']:.2f}..{dom['lon_max']:.2f}); PrecipDiff models are regional, expect degraded "
+            "output there")
+
+
+def trained_on_attrs(correction: TrainedModel, downscaling: TrainedModel) -> dict:
+    """``<stage>_training_data`` (one line), ``_training_source``, ``_training_period`` (ISO 8601),
+    ``_training_box`` and ``_training_data_fingerprint`` of both models (global attributes)."""
+    out = {}
+    for stage, model in (("correction", correction), ("downscaling", downscaling)):
+        t = TrainingData.from_dict(model.info.get("provenance"))
+        out |= {f"{stage}_training_data": t.describe(), f"{stage}_training_source": t.source,
+                f"{stage}_training_region": t.region or "none",
+                f"{stage}_training_period": "unknown" if not t.period else "/".join(t.period),
+                f"{stage}_training_box": json.dumps(t.box, sort_keys=True),
+                f"{stage}_training_data_fingerprint": t.data_fingerprint or "unknown"}
+    return out
+
+
+def _yes(notes: list[str], marker: str) -> str:
+    return "yes" if any(marker in n for n in notes) else "no"
 
 
 def _name(model: TrainedModel) -> str:
