@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from plotly.offline import get_plotlyjs
 
+from precipdiff.nn.sampling import sample_members
 from precipdiff.verification import COLUMNS
 
 FINE = {"satellite_nearest", "satellite_bilinear", "qm_bilinear", "rainfarm", "regression_chain",
@@ -97,7 +98,7 @@ def test_runtime_params_choose_the_registry_versions(evaluated_project):
         with KedroSession.create(project_path=evaluated_project, env="test",
                                  runtime_params={"evaluation": {"models": {"alias": "champion"}}}) as session:
             catalog = session.load_context().catalog  # loaded by precipdiff.registry: the champion is version 1
-            assert catalog.load("correction_diffusion_model").info["registered"]["version"] == "1"
+            assert catalog.load("correction_diffusion_model").registered.version == "1"
     finally:
         os.chdir(cwd)
         mlflow.set_tracking_uri(None)
@@ -120,12 +121,12 @@ def test_both_residual_bases_train_register_and_load(evaluated_project):
         regression = load_registered("precipdiff-downscaling-regression", alias=None, version=1)
     finally:
         mlflow.set_tracking_uri(None)
-    assert trained.info["residual_base"] == "regression" and trained.model.mean is not None
+    assert trained.card.residual_base == "regression" and trained.model.mean is not None
     report = (evaluated_project / "data/08_reporting/evaluation_report.html").read_text()
     assert "correction: input base" in report and "downscaling: regression base" in report
     mean = dict(trained.model.mean.state_dict())
     for key, value in regression.model.state_dict().items():  # the base is the registered regression
         torch.testing.assert_close(mean[key], value)
     cond = torch.randn(2, trained.config["cond_channels"], 16, 16)
-    members = trained.model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=2)
+    members = sample_members(trained.model, cond, {"num_steps": 2}, [0, 1], [0, 1], trained.card.grid)
     assert torch.isfinite(members).all() and members.shape == (2, 2, 1, 16, 16)

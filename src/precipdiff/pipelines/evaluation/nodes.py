@@ -22,7 +22,7 @@ from precipdiff.inference.chain import ChainSettings, hour_keys
 from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
 from precipdiff.pipelines.evaluation.selection import selection_decision, setup_fingerprint, tagged_score
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.model_card import TrainedModel
 from precipdiff.verification import exceedance_probability, hourly_table, select, tidy
 
 log = logging.getLogger(__name__)
@@ -267,8 +267,7 @@ def candidate_versions(champion: dict, correction: TrainedModel, downscaling: Tr
     """Registry versions of the evaluated diffusion models: from the model (same run) or the registry."""
     out = {}
     for stage, model in (("correction", correction), ("downscaling", downscaling)):
-        registered = (model.info or {}).get("registered") or {}
-        version = registered.get("version") or champion.get("candidate_versions", {}).get(stage)
+        version = (model.registered and model.registered.version) or champion.get("candidate_versions", {}).get(stage)
         out[stage] = None if version is None else str(version)
     return out
 
@@ -335,9 +334,8 @@ def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, co
     decision = selection_decision(metrics, candidate_versions(champion, correction, downscaling), champion,
                                   params["selection"], setup_fingerprint(hours, params))
     log.info("model selection (%s): promote=%s, %s", decision["mode"], decision["promote"], decision["reason"])
-    decision["models"] = {m.info.get("stage", stage): {"residual_base": m.info.get("residual_base", "input"),
-                                                       "sampler": m.info.get("sampler", {})}
-                          for stage, m in (("correction", correction), ("downscaling", downscaling))}
+    decision["models"] = {m.card.stage: {"residual_base": m.card.residual_base, "sampler": m.card.sampler}
+                          for m in (correction, downscaling)}
     return decision, decision
 
 
