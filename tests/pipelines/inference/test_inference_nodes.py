@@ -46,7 +46,7 @@ def test_box_outside_the_training_domain_warns_and_computes_nothing(monkeypatch)
         job = nodes.plan_ensemble(satellite(box), pixel_model("correction"), pixel_model("downscaling"),
                                   {**PARAMS, "box": box})
     messages = [str(w.message) for w in warned]
-    assert len(messages) == 2 and "training domain of correction v?" in messages[0]
+    assert len(messages) == 2 and "training domain of correction model (not registered)" in messages[0]
     assert "lat 47.05..47.75" in messages[1] and "(lat 47.05..47.35" in messages[1]
     assert list(job.hours) == list(HOURS) and len(job.signature["member_seeds"]) == 2
 
