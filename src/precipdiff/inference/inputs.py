@@ -101,8 +101,7 @@ def read_satellite(paths: Sequence[Path], box: Mapping[str, float] | None = None
     hourly, report["hours_dropped_incomplete"] = _to_hours(halfhours)
     hourly = hourly.sel(time=slice(start, end))
     if hourly.sizes["time"] == 0:
-        raise InputError(f"inference: no complete hour in {start or 'the start'} … {end or 'the end'} in "
-                         f"the input ({report['files']} files, {_period(halfhours)})")
+        raise _no_complete_hour(start, end, report["files"], _period(halfhours))
     hourly, report["qc_cells_above_max_rate"] = _qc(hourly, max_rate_mm_h)
     report["hours"] = int(hourly.sizes["time"])
     report["missing_hours"] = [str(h) for h in _missing_hours(hourly, start, end)]
@@ -125,6 +124,43 @@ def _read_imerg(paths: Sequence[Path], box, start, end, progress: bool) -> tuple
                          "(e.g. Early and Final runs mixed); keep one run")
     ds.attrs["source_files"] = str(len(wanted))
     return ds, {"files": len(wanted), "files_skipped_by_name": len(paths) - len(wanted), "kind": "IMERG"}
+
+
+def check_complete_hours(paths: Sequence[Path], start=None, end=None) -> pd.DatetimeIndex | None:
+    """The complete hours in ``start … end`` the input promises, without reading any field (IMERG:
+    from the file names; canonical NetCDF: from the time axis); ``None`` if a name tells no time.
+
+    Hour ``H`` is complete with the half hours ending ``H − 30 min`` and ``H`` (as :func:`read_satellite`).
+    Raises :class:`InputError` (as :func:`read_satellite` would, later) when there is none.
+    """
+    start = None if start is None else pd.Timestamp(start)
+    end = None if end is None else pd.Timestamp(end)
+    canonical = [p for p in paths if is_canonical_netcdf(p)]
+    try:
+        ends = [end_time(p) for p in paths if p not in set(canonical)]
+    except ReaderError:
+        return None
+    for path in canonical:
+        with xr.open_dataset(path) as ds:
+            ends += list(pd.DatetimeIndex(ds["time"].values))
+    times = pd.DatetimeIndex(sorted(set(ends)))
+    on_hour = (times.minute == 0) & (times.second == 0)
+    hourly = times if not (~on_hour).any() else times[on_hour & times.isin(times + HALF_HOUR)]
+    keep = np.ones(len(hourly), bool)
+    if start is not None:
+        keep &= hourly >= start
+    if end is not None:
+        keep &= hourly <= end
+    hours = hourly[keep]
+    if len(hours) == 0:
+        period = "no time at all" if times.empty else f"{times.min()} … {times.max()}"
+        raise _no_complete_hour(start, end, len(paths), period)
+    return hours
+
+
+def _no_complete_hour(start, end, files: int, period: str) -> InputError:
+    return InputError(f"inference: no complete hour in {start or 'the start'} … {end or 'the end'} in the input "
+                      f"({files} files, {period})")
 
 
 def _may_contribute(path: Path, start, end) -> bool:
