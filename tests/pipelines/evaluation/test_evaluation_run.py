@@ -57,6 +57,8 @@ def test_mlflow_metrics_artifacts_and_champion(evaluated_project):
         assert np.isfinite(run["metrics.evaluation.fine.diffusion_chain.crps_fair"])
         assert "metrics.evaluation.coarse.correction_diffusion.crps_fair" in run
         client = MlflowClient()
+        experiment = client.get_experiment_by_name("precipdiff")  # the UI opens it on its runs (#24)
+        assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
         artifacts = {a.path for a in client.list_artifacts(run.run_id, "evaluation")}
         assert {"evaluation/metrics.parquet", "evaluation/evaluation_report.html",
                 "evaluation/model_selection.json"} <= artifacts

@@ -341,9 +341,12 @@ def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, co
 
 # ---- report ------------------------------------------------------------------------------------------
 def _model_summary(selection: dict, chain: ChainSettings) -> str:
-    """``correction: input base, sampler {…}; downscaling: …`` (the sampler each model was scored with)."""
+    """``correction: input base, Heun 18 steps from σ_max 80 …; downscaling: …`` (the sampler each
+    model was scored with: its own, under the chain's overrides)."""
+    from precipdiff.reporting.report import describe_sampler
+
     override = dict(chain.sampler or {})
-    parts = [f"{stage}: {m['residual_base']} base, sampler {({**m['sampler'], **override})}"
+    parts = [f"{stage}: {m['residual_base']} base, sampler {describe_sampler({**m['sampler'], **override})}"
              for stage, m in selection.get("models", {}).items()]
     return "; ".join(parts) or "samplers of the models"
 
@@ -351,14 +354,15 @@ def _model_summary(selection: dict, chain: ChainSettings) -> str:
 def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores,
                 coarse_scores, psd, ranks, fss, paired, params: dict) -> str:
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
-    from precipdiff.reporting.report import build_report
+    from precipdiff.reporting.report import build_report, describe_versions
 
     chain = ChainSettings.from_params(params["chain"], "evaluation.chain")
     cap = params["hours"].get("max_hours")
     summary = (f"{len(hours)} test hours ({'all' if cap is None else params['hours'].get('selection', 'wettest')}, "
                f"max_hours {cap}), "
                f"{len(chain.seeds())} members, seed {chain.seed}; evaluated models "
-               f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}.")
+               f"{describe_versions(selection['candidate']['versions'], selection.get('registered_models'))} "
+               f"({_model_summary(selection, chain)}).")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
                "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired}
     context = {"summary": summary, "fss_scale_px": params["report"]["fss_scale_px"],
