@@ -74,3 +74,17 @@ def test_kedro_without_telemetry_variables_edits_nothing_and_reaches_no_network(
     assert (project / "pyproject.toml").read_bytes() == before, "a kedro command edited pyproject.toml"
     assert not attempts.exists(), f"network reached for: {attempts.read_text()}"
     assert not (home / ".config" / "kedro").exists()  # no telemetry identity made either
+
+
+def test_project_settings_turn_mlflow_usage_telemetry_off():
+    """MLflow 3 asks config.mlflow-telemetry.io at its first tracked call (seen in a ``kedro run --env
+    test`` with only KEDRO_DISABLE_TELEMETRY set); the project settings, loaded by every project
+    command before any hook calls MLflow, turn it off unless the environment says otherwise."""
+    env = {k: v for k, v in os.environ.items() if k not in TELEMETRY_VARIABLES}
+    code = ("import precipdiff.settings; from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY; "
+            "print(MLFLOW_DISABLE_TELEMETRY.get())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-1] == "True", done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-c", code], env={**env, "MLFLOW_DISABLE_TELEMETRY": "false"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.split()[-1] == "False"  # an explicit choice of the user is kept
