@@ -44,13 +44,14 @@ def test_tables_and_figures_sit_in_boxes_that_fit_the_page():
                             "threshold": [float("nan")], "scale": [float("nan")], "value": [0.2]})
     hours = pd.DataFrame({"time": pd.to_datetime(["2022-10-01T01"]), "radar_mean_mm_h": [1.0],
                           "radar_wet_fraction": [0.5], "sample": [True]})
-    wide = go.Figure(go.Scatter(y=[1, 2]), layout={"width": 1800, "height": 300})
+    wide = go.Figure(go.Scatter(y=[1, 2]), layout={"width": 1600, "height": 300})  # 5 panels: drawn at page width
+    maps = go.Figure(go.Scatter(y=[1, 2]), layout={"width": 2430, "height": 300})  # 7 panels: kept, scrolls
     narrow = go.Figure(go.Scatter(y=[1, 2]), layout={"width": 500, "height": 300})
     page = build_report(metrics, selection({"correction": None, "downscaling": None}), hours,
-                        {"wide": wide, "narrow": narrow}, {"summary": "s"})
+                        {"wide": wide, "maps": maps, "narrow": narrow}, {"summary": "s"})
     assert "max-width:1232px" in page and ".box{max-width:100%;overflow-x:auto" in page
     body = page.split("<body>")[1]
     assert body.count('<div class="box"><table') == body.count("<table") == 3  # 1 km, 0.1° and hours: all boxed
-    assert body.count('<div class="box"><div>') == 2  # both figures, each in a box
-    assert '"width":1800' not in body and '"width":500' in body  # too wide: follows the page; narrow: kept
-    assert wide.layout.width == 1800  # the figure (also a catalog dataset) is left as it is
+    assert body.count('<div class="box"><div>') == 3  # every figure in a box
+    assert '"width":1600' not in body and '"width":2430' in body and '"width":500' in body
+    assert wide.layout.width == 1600  # the figure (also a catalog dataset) is left as it is

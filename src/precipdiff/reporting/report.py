@@ -82,16 +82,18 @@ def _box(inner: str) -> str:
 
 
 def _figure_html(fig: go.Figure) -> str:
-    """A figure that takes the page width (its own width if it asks for less), in a scrolling box."""
+    """A figure in a box that scrolls sideways: one somewhat wider than the page is drawn at the page
+    width; a much wider one (the 7-panel maps) keeps its width, so its panels stay legible."""
     fig = go.Figure(fig)
     width = fig.layout.width
-    if width is None or width > PAGE_WIDTH_PX:
+    if width is None or PAGE_WIDTH_PX < width <= SQUEEZE * PAGE_WIDTH_PX:
         fig.update_layout(width=None, autosize=True)
     return _box(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%",
                             config={"responsive": True}))
 
 
 PAGE_WIDTH_PX = 1232  # the content width of the page (1,280 px window less the margins)
+SQUEEZE = 1.35  # a figure up to this factor wider than the page is drawn at the page width
 
 
 def headline_table(metrics: pd.DataFrame, grid: str = "fine", fss_scale: float = 21,
