@@ -32,7 +32,8 @@ MLFLOW_DB   ?= mlflow.db
 viz: setup            ## lineage + figures at http://127.0.0.1:4141
 	$(PY) -m precipdiff.serve $(VENV)/bin/kedro viz run --no-browser --host 127.0.0.1 --port $(VIZ_PORT)
 
-mlflow-ui: setup      ## MLflow UI on the local store at http://127.0.0.1:5000
+mlflow-ui: setup      ## MLflow UI on the local store at http://127.0.0.1:5000 (the address printed opens the runs)
+	@$(PY) -m precipdiff.serve --mlflow-url $(MLFLOW_DB) $(MLFLOW_PORT)
 	$(PY) -m precipdiff.serve $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 clean:                ## remove run outputs (keeps the venv)

@@ -10,12 +10,15 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+
+from precipdiff.serve import mlflow_runs_url
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,6 +82,8 @@ def test_make_server_targets_stop_with_all_their_children(tmp_path, target, stop
     else:
         os.killpg(make.pid, signal.SIGINT)
     make.wait(timeout=30)
+    if target == "mlflow-ui":  # the address that opens the runs, not MLflow 3's GenAI overview
+        assert f"http://127.0.0.1:{port}/#/experiments?workflowType=machine_learning" in (tmp_path / "log").read_text()
     deadline = time.monotonic() + 15
     while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -87,3 +92,14 @@ def test_make_server_targets_stop_with_all_their_children(tmp_path, target, stop
         os.kill(pid, signal.SIGKILL)
     assert not left, f"make {target} stopped by {stop} left processes {left} running"
     assert not serving(port)
+
+
+def test_the_mlflow_address_opens_the_experiment_runs(tmp_path):
+    db = tmp_path / "mlflow.db"
+    assert mlflow_runs_url(db, 5000) == "http://127.0.0.1:5000/#/experiments?workflowType=machine_learning"
+    assert not db.exists()  # read only: no store made
+    with sqlite3.connect(db) as store:
+        store.execute("CREATE TABLE experiments (experiment_id INTEGER, name TEXT, lifecycle_stage TEXT)")
+        store.executemany("INSERT INTO experiments VALUES (?, ?, ?)",
+                          [(0, "Default", "active"), (3, "precipdiff", "deleted"), (7, "precipdiff", "active")])
+    assert mlflow_runs_url(db, 5001) == "http://127.0.0.1:5001/#/experiments/7?workflowType=machine_learning"
