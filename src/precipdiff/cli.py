@@ -21,7 +21,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from precipdiff.data.contract import ContractError, snap_box
+from precipdiff.inference.inputs import check_complete_hours, find_inputs
 from precipdiff.inference.output import OutputError, check_writable
+from precipdiff.inference.settings import ChainSettingError, ChainSettings
 
 PIPELINE = "inference"
 
@@ -88,10 +91,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def downscale(args: argparse.Namespace) -> int:
-    """Check the output, then ``kedro run --pipelines=inference`` with the options as runtime parameters."""
+    """Check the request and the output, then ``kedro run --pipelines=inference`` with the options as
+    runtime parameters. A request that cannot work is refused before a Kedro session or an MLflow run
+    exists (no torch either): it answers at once and leaves nothing behind."""
     try:
-        check_period(args.start, args.end)
         project = find_project(args.project)
+        check_request(args)
         output = check_writable(args.output)  # fail before Kedro starts (creates missing directories)
         params = runtime_params(args, output)
     except (OutputError, FileNotFoundError, ValueError) as exc:
@@ -141,6 +146,43 @@ def remove_if_unused(created: Path | None) -> None:
     shutil.rmtree(created, ignore_errors=True)
 
 
+OPTIONS = {"n_members": "--members", "member_seeds": "--member-seed", "tile": "--tile", "overlap": "--overlap",
+           "batch_size": "--batch-size", "precision": "--precision", "sampler.num_steps": "--steps",
+           "sampler.solver": "--solver", "sampler.S_churn": "--churn"}  # ChainSettings key -> option
+
+
+def check_request(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` naming the option that cannot work: the period, the box, the chain options
+    (members, seeds, sampler, tiles), the thresholds, and whether the input holds a complete hour
+    (from the IMERG file names or the NetCDF time axis; no field is read)."""
+    check_period(args.start, args.end)
+    if args.box is not None:
+        try:
+            snap_box(args.box, name="--box")
+        except ContractError as exc:
+            raise ValueError(str(exc)) from None
+    try:
+        ChainSettings.from_params(chain_options(args), "inference.chain")
+    except ChainSettingError as exc:
+        raise ValueError(f"{OPTIONS.get(exc.key, exc.key)} {exc.value!r}: expected {exc.expected}") from None
+    if args.thresholds is not None and (not args.thresholds or min(args.thresholds) < 0):
+        raise ValueError(f"--thresholds {args.thresholds}: expected rates >= 0 (mm/h)")
+    inputs = [Path(p).expanduser().absolute() for p in args.input]
+    for path in inputs:
+        if not path.exists():
+            raise FileNotFoundError(f"--input {path}: no such file or directory")
+    check_complete_hours(find_inputs(inputs), args.start, args.end)
+
+
+def chain_options(args: argparse.Namespace) -> dict:
+    """``inference.chain`` runtime parameters from the options given (absent: the configured ones)."""
+    sampler = {"num_steps": args.steps, "solver": args.solver, "S_churn": args.churn}
+    chain = {"n_members": args.members, "seed": args.seed, "member_seeds": args.member_seeds,
+             "sampler": _given(sampler), "tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size,
+             "device": args.device, "precision": args.precision, "compile": args.compile}
+    return _given(chain)
+
+
 def check_period(start: str | None, end: str | None) -> None:
     """Raise ``ValueError`` naming ``--start``/``--end`` if one is not a time or ``--start`` is after ``--end``."""
     times = {}
@@ -186,15 +228,11 @@ def runtime_params(args: argparse.Namespace, output: Path) -> dict:
     for path in inputs:
         if not Path(path).exists():
             raise FileNotFoundError(f"--input {path}: no such file or directory")
-    sampler = {"num_steps": args.steps, "solver": args.solver, "S_churn": args.churn}
-    chain = {"n_members": args.members, "seed": args.seed, "member_seeds": args.member_seeds,
-             "sampler": _given(sampler), "tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size,
-             "device": args.device, "precision": args.precision, "compile": args.compile}  # inference.chain
     params = {
         "input": inputs, "output": str(output), "overwrite": bool(args.overwrite),
         "box": args.box, "start": args.start, "end": args.end,  # absent = the whole input
         "thresholds_mm_h": args.thresholds, "hours_per_chunk": args.hours_per_chunk, "threads": args.threads,
-        "progress": False if args.no_progress else None, "chain": _given(chain), "models": _models(args),
+        "progress": False if args.no_progress else None, "chain": chain_options(args), "models": _models(args),
         "allow_synthetic_models": args.allow_synthetic_models,
     }
     keep_none = {"box", "start", "end"}

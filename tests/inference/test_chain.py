@@ -11,6 +11,7 @@ from tests.inference.chain_models import grids, pixel_model, satellite, unet_mod
 
 from precipdiff.inference import chain
 from precipdiff.nn.sampler import edm_sampler
+from precipdiff.seeds import member_seeds
 
 
 def test_pixel_local_model_tiled_equals_untiled():
@@ -68,7 +69,7 @@ def test_unet_domain_within_one_tile_equals_a_direct_untiled_sampler_call():
     settings = chain.ChainSettings(tile=64, batch_size=3)
     out = chain.apply_model(model, base, *fine, latents, settings)
 
-    cond = torch.from_numpy(chain.transforms.condition(base, model.info["channels"][1:], *fine))
+    cond = torch.from_numpy(chain.transforms.condition(base, model.card.conditioning.static_channels, *fine))
     with torch.inference_mode():
         direct = edm_sampler(model.model.precond, model.model.normalise_cond(cond),
                              torch.from_numpy(latents.full()), num_steps=3)
@@ -109,7 +110,7 @@ def test_regression_models_give_one_deterministic_member():
 
 def test_hour_keys_and_member_seeds():
     assert chain.hour_keys(np.array(["1970-01-01T05:00", "2000-01-01T00:00"], dtype="datetime64[ns]")) == [5, 262968]
-    seeds = chain.member_seeds(0, 4)
+    seeds = member_seeds(0, 4)
     assert len(set(seeds)) == 4 and chain.ChainSettings(n_members=4).seeds() == seeds
     assert chain.ChainSettings(member_seeds=(7, 8)).seeds() == [7, 8]
 

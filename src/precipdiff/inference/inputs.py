@@ -100,12 +100,10 @@ def read_satellite(paths: Sequence[Path], box: Mapping[str, float] | None = None
         halfhours, report = _read_canonical(canonical, box), {"files": len(canonical), "kind": "canonical NetCDF"}
     hourly, report["hours_dropped_incomplete"] = _to_hours(halfhours, half_hourly=bool(imerg))
     hourly = hourly.sel(time=slice(start, end))
-    incomplete = incomplete_hours(halfhours, report.pop("half_hour_files", {}), start, end)
+    incomplete = incomplete_hours(pd.DatetimeIndex(halfhours["time"].values), report.pop("half_hour_files", {}),
+                                  start, end, half_hourly=bool(imerg))
     if hourly.sizes["time"] == 0:
-        period = "the input" if start is None and end is None else f"{start or 'the start'} … {end or 'the end'}"
-        detail = "; ".join(incomplete) or "no half hour of the input falls in that period"
-        raise InputError(f"inference: no complete hour in {period} ({report['files']} file(s), data ending "
-                         f"{_period(halfhours)}). {HOUR_LABELS} {detail[0].upper()}{detail[1:]}.")
+        raise _no_complete_hour(start, end, report["files"], _period(halfhours), incomplete)
     if incomplete:
         log.warning("inference input: %d hour(s) skipped, a half hour is missing: %s", len(incomplete),
                     "; ".join(incomplete[:5]))
@@ -139,12 +137,12 @@ HOUR_LABELS = ("An hour is labelled by its end (UTC): the hour ending HH+1:00 is
                "hours starting HH:00 and HH:30.")
 
 
-def incomplete_hours(halfhours: xr.Dataset, files: Mapping[pd.Timestamp, str], start=None, end=None) -> list[str]:
+def incomplete_hours(times: pd.DatetimeIndex, files: Mapping[pd.Timestamp, str], start=None, end=None,
+                     half_hourly: bool = True) -> list[str]:
     """One sentence per hour in ``start … end`` that has one of its two half hours but not the other:
     the hour, the half hour found (and its file, from ``files``: half-hour end → file name) and the
-    one missing. Hourly input gives none."""
-    times = pd.DatetimeIndex(halfhours["time"].values)
-    if not files and not ((times.minute != 0) | (times.second != 0)).any():
+    one missing. Hourly input (not ``half_hourly`` and every time on :00) gives none."""
+    if not half_hourly and not ((times.minute != 0) | (times.second != 0)).any():
         return []  # hourly NetCDF input
     present, out = set(times), []
     for hour in times.ceil("h").unique().sort_values():
@@ -159,6 +157,51 @@ def incomplete_hours(halfhours: xr.Dataset, files: Mapping[pd.Timestamp, str], s
                    f"{halves[0] - HALF_HOUR:%H:%M} and {halves[1] - HALF_HOUR:%H:%M}: found the one starting "
                    f"{', '.join(found)}, no file for the one starting {', '.join(missing)}")
     return out
+
+
+def check_complete_hours(paths: Sequence[Path], start=None, end=None) -> pd.DatetimeIndex | None:
+    """The complete hours in ``start … end`` the input promises, without reading any field (IMERG:
+    from the file names; canonical NetCDF: from the time axis); ``None`` if a name tells no time.
+
+    Hour ``H`` is complete with the half hours ending ``H − 30 min`` and ``H`` (as :func:`read_satellite`;
+    IMERG files are always half hours). Raises :class:`InputError` (as :func:`read_satellite` would,
+    later) when there is none, naming the incomplete hours, their two half hours and the files found.
+    """
+    start = None if start is None else pd.Timestamp(start)
+    end = None if end is None else pd.Timestamp(end)
+    canonical = [p for p in paths if is_canonical_netcdf(p)]
+    try:
+        named = {end_time(p): p.name for p in paths if p not in set(canonical)}
+    except ReaderError:
+        return None
+    ends = list(named)
+    for path in canonical:
+        with xr.open_dataset(path) as ds:
+            ends += list(pd.DatetimeIndex(ds["time"].values))
+    times = pd.DatetimeIndex(sorted(set(ends)))
+    on_hour = (times.minute == 0) & (times.second == 0)
+    half_hourly = bool(named) or bool((~on_hour).any())
+    hourly = times[on_hour & times.isin(times + HALF_HOUR)] if half_hourly else times
+    keep = np.ones(len(hourly), bool)
+    if start is not None:
+        keep &= hourly >= start
+    if end is not None:
+        keep &= hourly <= end
+    hours = hourly[keep]
+    if len(hours) == 0:
+        period = "no time at all" if times.empty else f"{times.min()} … {times.max()}"
+        raise _no_complete_hour(start, end, len(paths), period,
+                                incomplete_hours(times, named, start, end, half_hourly=half_hourly))
+    return hours
+
+
+def _no_complete_hour(start, end, files: int, period: str, incomplete: Sequence[str] = ()) -> InputError:
+    """The error of an input with no complete hour: the period, how hours are labelled, and each
+    incomplete hour with the two half hours it needs and the file found."""
+    asked = "the input" if start is None and end is None else f"{start or 'the start'} … {end or 'the end'}"
+    detail = "; ".join(incomplete) or "no half hour of the input falls in that period"
+    return InputError(f"inference: no complete hour in {asked} ({files} file(s), data ending {period}). "
+                      f"{HOUR_LABELS} {detail[0].upper()}{detail[1:]}.")
 
 
 def _may_contribute(path: Path, start, end) -> bool:

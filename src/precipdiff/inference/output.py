@@ -49,7 +49,6 @@ from tqdm.auto import tqdm
 
 from precipdiff.atomic import atomic_write
 from precipdiff.data.contract import STANDARD_NAME, UNITS
-from precipdiff.data.transforms import pool
 from precipdiff.inference.selfcheck import product_problems
 
 log = logging.getLogger(__name__)
@@ -84,6 +83,8 @@ def hour_dataset(times, members_mm_h: np.ndarray, corrected_mm_h: np.ndarray, sa
                  fine_grid: tuple[np.ndarray, np.ndarray], coarse_grid: tuple[np.ndarray, np.ndarray],
                  seeds: Sequence[int], thresholds_mm_h: Sequence[float]) -> xr.Dataset:
     """One or more hours of the product (see the module docstring) from ``(T, M, H, W)`` members in mm/h."""
+    from precipdiff.data.transforms import pool  # here: the CLI's early checks import this module without torch
+
     lat, lon = fine_grid
     lat_s, lon_s = coarse_grid
     times = np.asarray(times, dtype="datetime64[ns]")

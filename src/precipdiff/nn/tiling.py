@@ -101,9 +101,14 @@ def _padded_calls(denoise: Callable, x: torch.Tensor, sigma, cond: torch.Tensor,
     parts = []
     for start in range(0, x.shape[0], size):
         xb, cb = x[start:start + size], cond[start:start + size]
-        k = xb.shape[0]
-        if k < size:
-            xb = torch.cat([xb, xb.new_zeros(size - k, *xb.shape[1:])])
-            cb = torch.cat([cb, cb.new_zeros(size - k, *cb.shape[1:])])
-        parts.append(denoise(xb, sigma, cb)[:k])
+        parts.append(denoise(pad(xb, size), sigma, pad(cb, size))[:xb.shape[0]])
     return torch.cat(parts)
+
+
+def pad(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad the batch axis to ``size``: every network call sees the same batch shape, so a
+    sample's result does not depend on how many others share its batch (CPU kernels may differ for
+    other shapes), and ``torch.compile`` compiles once."""
+    if x.shape[0] >= size:
+        return x
+    return torch.cat([x, x.new_zeros(size - x.shape[0], *x.shape[1:])])

@@ -29,15 +29,15 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.data import transforms
 from precipdiff.datasets.metrics import metric_history, metric_series
-from precipdiff.inference.chain import pick_device, residual_sampler
+from precipdiff.inference.chain import hour_keys
+from precipdiff.model_card import RESIDUAL_BASES, Conditioning, Domain, ModelCard, Provenance, TrainedModel, iso_hour
 from precipdiff.nn.residual import with_mean
-from precipdiff.pipelines.ingestion.nodes import resolve_box, source_fingerprint
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.nn.sampling import pick_device, predict, residual_sampler, sample_members
+from precipdiff.seeds import member_seeds
 from precipdiff.training.launch import train_distributed
-from precipdiff.training.provenance import SOURCES, TrainingData, training_data
+from precipdiff.training.loop import train
 from precipdiff.training.sampler_selection import choose, score_settings, wettest_tiles
 from precipdiff.verification import correlation, crps_ensemble, mae, rmse
-from precipdiff.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class TrainingPairs:
     transform: str
     upsampling: str
     residual_kind: str = "transformed"
-    ingestion: dict | None = None  # the ingestion parameters the data came from (provenance)
+    ingestion: dict | None = None  # the ingestion parameters the data came from (the models' provenance)
 
     def target(self, idx, residual: np.ndarray | None = None) -> np.ndarray:
         """``base + residual`` (transformed units) of the hours ``idx`` (``residual``: another one)."""
@@ -78,7 +78,7 @@ def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict, i
     return TrainingPairs(cond=cond, base=base[:, None], residual=residual,
                          times=ds["time"].values, split=ds["split"].values.astype(str), lat=lat, lon=lon,
                          channels=["base", *names], transform=name, upsampling=ds.attrs["upsampling"],
-                         residual_kind=kind, ingestion=ingestion)
+                         residual_kind=kind)
 
 
 def correction_pairs(coarse: xr.Dataset, params: dict, ingestion: dict | None = None) -> TrainingPairs:
@@ -107,28 +107,21 @@ def data_fingerprint(pairs: TrainingPairs) -> str:
     return digest.hexdigest()[:16]
 
 
-def provenance(pairs: TrainingPairs, fingerprint: str) -> TrainingData:
-    """What the model learns from: the ingestion source, region / box, training period, fingerprints."""
-    box = {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),
-           "lon_min": float(pairs.lon.min()), "lon_max": float(pairs.lon.max())}  # cell centres without ingestion
-    ingest, source_fp = pairs.ingestion, None
-    if ingest and ingest.get("source") in SOURCES:
-        box, source_fp = resolve_box(ingest), source_fingerprint(ingest)
-    return training_data(ingest, pairs.times, pairs.split, fingerprint, box, source_fp)
-
-
-def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
-    base = {"residual_base": residual_base(params)} if objective == "edm" else {}
-    fingerprint = data_fingerprint(pairs)
-    return {"stage": params["stage"], "objective": objective, **base, "transform": pairs.transform,
-            "residual": pairs.residual_kind,
-            "data_fingerprint": fingerprint, "provenance": provenance(pairs, fingerprint).to_dict(),
-            "channels": pairs.channels, "upsampling": pairs.upsampling,
-            "sampler": dict(params.get("sampler", {})),
-            "domain": {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),
-                       "lon_min": float(pairs.lon.min()), "lon_max": float(pairs.lon.max())},
-            "train_period": [str(pairs.times[pairs.split == "train"].min()),
-                             str(pairs.times[pairs.split == "train"].max())]}
+def model_card(pairs: TrainingPairs, params: dict, objective: str, train_seconds: float | None = None) -> ModelCard:
+    """The card of a model trained on ``pairs`` with the stage's ``params`` (:mod:`precipdiff.model_card`)."""
+    train = pairs.times[pairs.split == "train"]
+    ingestion = pairs.ingestion or {}
+    provenance = Provenance(  # source and region: the ingestion parameters the data came from (#23)
+        source=ingestion.get("source"), regions=(ingestion["region"],) if ingestion.get("region") else (),
+        domain=Domain(float(pairs.lat.min()), float(pairs.lat.max()), float(pairs.lon.min()), float(pairs.lon.max())),
+        period=(iso_hour(train.min()), iso_hour(train.max())), data_fingerprint=data_fingerprint(pairs))
+    sampler = dict(params.get("sampler", {}))
+    return ModelCard(stage=params["stage"], objective=objective, transform=pairs.transform,
+                     residual=pairs.residual_kind, upsampling=pairs.upsampling,
+                     residual_base=residual_base(params) if objective == "edm" else None,
+                     sampler=sampler, sampler_training=sampler,
+                     conditioning=Conditioning(tuple(pairs.channels[1:])), provenance=provenance,
+                     train_seconds=train_seconds)
 
 
 def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: str):
@@ -145,8 +138,8 @@ def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: s
     else:
         result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, **kwargs)
     # wall seconds of all epochs, restored with the history on resume (so a resumed run counts them all)
-    info = {**_info(pairs, params, objective), "train_seconds": round(float(result.history["seconds"].sum()), 1)}
-    model = TrainedModel(result.model_config, result.model.cpu().eval(), info)
+    card = model_card(pairs, params, objective, round(float(result.history["seconds"].sum()), 1))
+    model = TrainedModel(result.model_config, result.model.cpu().eval(), card)
     return model, history_metrics(result.history, key)
 
 
@@ -157,9 +150,6 @@ def history_metrics(history: pd.DataFrame, prefix: str) -> dict:
         if col in history:
             out[f"{prefix}_{col}"] = metric_series(history[col], history["epoch"])
     return out
-
-
-RESIDUAL_BASES = ("input", "regression")
 
 
 def residual_base(params: dict) -> str:
@@ -178,10 +168,11 @@ def predict_residual(regression: TrainedModel, cond: np.ndarray, batch: int = 8)
     """The regression's mean residual ``(T, 1, H, W)`` (transformed units) of every hour of ``cond``,
     ``batch`` hours at a time (bf16 on CPU and CUDA)."""
     device = pick_device("auto")
+    precision = "bf16" if device.type in ("cpu", "cuda") else "fp32"
     model, out = regression.model.to(device), np.empty((len(cond), 1, *cond.shape[2:]), np.float32)
     for start in range(0, len(cond), batch):
         chunk = torch.from_numpy(np.ascontiguousarray(cond[start:start + batch])).to(device)
-        out[start:start + batch] = model.predict(chunk, bf16=device.type in ("cpu", "cuda")).cpu().numpy()
+        out[start:start + batch] = predict(model, chunk, precision).cpu().numpy()
     regression.model.cpu()
     return out
 
@@ -197,8 +188,8 @@ def train_diffusion(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, r
     left = replace(pairs, residual=pairs.residual - predict_residual(regression, pairs.cond))
     trained, history = _fit(left, patches, params, "edm")
     model, config = with_mean(trained.model, trained.config, regression.model, regression.config)
-    info = {**trained.info, "mean_fingerprint": regression.info.get("data_fingerprint")}
-    return TrainedModel(config, model.eval(), info), history
+    provenance = replace(trained.card.provenance, mean_fingerprint=regression.card.provenance.data_fingerprint)
+    return TrainedModel(config, model.eval(), replace(trained.card, provenance=provenance)), history
 
 
 def train_regression(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
@@ -227,8 +218,10 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     CRPS (Ferro 2014) of the members against the MAE of the condition (the CRPS of a deterministic
     field). A calibrated ensemble has one-member RMSE ≈ √2 × the RMSE of the conditional mean, so
     the one-member figure is not expected to beat the others.
-    The members are drawn with the model's sampler (chosen by :func:`select_sampler`). The full
-    comparison is the ``evaluation`` pipeline's.
+    The members are drawn by the project's one sampling path (:func:`precipdiff.nn.sampling.sample_members`)
+    with the model's sampler (chosen by :func:`select_sampler`) and the chain's latents: member ``m``
+    of an hour is the one the evaluation and inference would draw for ``seed``. The full comparison
+    is the ``evaluation`` pipeline's.
     """
     val = np.flatnonzero(pairs.split == "validation")
     wet = np.nan_to_num(pairs.target(val)).mean(axis=(1, 2, 3))
@@ -236,10 +229,10 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     cond, base = torch.from_numpy(pairs.cond[idx]), pairs.base[idx]
     mm_h = lambda x: transforms.inverse_transform(x, pairs.transform)  # noqa: E731
     target = mm_h(pairs.target(idx))[:, 0]
-    gen = torch.Generator().manual_seed(int(params["seed"]))
     members = int(params.get("validation_members", 1))
-    sampler = diffusion.info.get("sampler", params.get("sampler", {}))  # the selected one (select_sampler)
-    res = diffusion.model.sample(cond, members, gen, **sampler).numpy()  # (T, M, 1, H, W)
+    res = sample_members(diffusion.model, cond, diffusion.card.sampler_setting(),  # the selected sampler
+                         member_seeds(int(params["seed"]), members), hour_keys(pairs.times[idx]),
+                         diffusion.card.grid).numpy()  # (T, M, 1, H, W)
     ens = mm_h(pairs.target(idx, res.swapaxes(0, 1)).swapaxes(0, 1))[:, :, 0]
     out = {"val_rmse_condition_mm_h": rmse(mm_h(base)[:, 0], target),
            "val_rmse_diffusion_member_mm_h": rmse(ens[:, 0], target),
@@ -251,7 +244,7 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     if members > 1:
         out["val_crps_fair_diffusion_mm_h"] = float(np.nanmean(crps_ensemble(ens, target, fair=True)))
     if regression.enabled:
-        out["val_rmse_regression_mm_h"] = rmse(mm_h(pairs.target(idx, regression.model.predict(cond).numpy()))[:, 0],
+        out["val_rmse_regression_mm_h"] = rmse(mm_h(pairs.target(idx, predict(regression.model, cond).numpy()))[:, 0],
                                                target)
     log.info("%s validation skill (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
     return metric_history(out)
@@ -278,7 +271,7 @@ def select_sampler(diffusion: TrainedModel, pairs: TrainingPairs, params: dict) 
     """The diffusion model with the sampler chosen on validation tiles (``sampler_selection``), and
     the scores of every candidate (:mod:`precipdiff.training.sampler_selection`).
 
-    The chosen setting becomes the model's ``info["sampler"]``, registered with it in MLflow, so the
+    The chosen setting becomes the model card's ``sampler``, registered with it in MLflow, so the
     evaluation and the inference (whose ``sampler`` parameters are null: the model's own) sample
     with it. ``enabled: false`` keeps the training ``sampler``.
     """
@@ -289,18 +282,19 @@ def select_sampler(diffusion: TrainedModel, pairs: TrainingPairs, params: dict) 
     settings = [{**base_sampler, **g} for g in sel["grid"]]
     device = pick_device(sel.get("device", "auto"))
     precision = sel.get("precision", "auto")
-    table = score_settings(lambda s, c, z: residual_sampler(diffusion, device, s, precision)(c, z), settings, cond,
-                           base, target, diffusion.info, members=int(sel["members"]), seed=int(sel["seed"]),
-                           pixel_km=float(sel["pixel_km"]), psd_bands_km=sel["psd_bands_km"])
+    card = diffusion.card
+    table = score_settings(lambda s, c, z: residual_sampler(diffusion.model, card.sampler_setting(s), device,
+                                                            precision)(c, z),
+                           settings, cond, base, target, card.transform, card.residual, members=int(sel["members"]),
+                           seed=int(sel["seed"]), pixel_km=float(sel["pixel_km"]), psd_bands_km=sel["psd_bands_km"])
     bands = list(sel["psd_bands_km"])
     best = choose(table, sel["bounds"]["spread_skill_ratio"], sel["bounds"]["psd_ratio"], bands)
     table["chosen"] = table.index == best
     chosen = {k: float(table.loc[best, k]) for k in ("crps_fair", "spread_skill_ratio", "psd_ratio", *bands)}
-    info = {**diffusion.info, "sampler": settings[best], "sampler_training": base_sampler,
-            "sampler_selection": chosen}
+    card = replace(card, sampler=settings[best], sampler_training=base_sampler, sampler_selection=chosen)
     log.info("%s: sampler %s chosen on %d validation tiles: %s", params["stage"], settings[best], len(target),
              ", ".join(f"{k} {v:.4g}" for k, v in chosen.items()))
-    return TrainedModel(diffusion.config, diffusion.model.cpu().eval(), info), table  # sampled on `device`
+    return TrainedModel(diffusion.config, diffusion.model.cpu().eval(), card), table  # sampled on `device`
 
 
 PAIRS = {"correction": (correction_pairs, ["coarse_model_input"]),

@@ -66,12 +66,35 @@ below; by default the wettest test hours, so they are rainy-hour scores, not cli
 """
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;max-width:1400px;color:#222}
-table{border-collapse:collapse;font-size:13px;margin:8px 0 20px}
-th,td{border:1px solid #ccc;padding:3px 7px;text-align:right}th{background:#f3f3f3}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;padding:0 24px;max-width:1232px;
+color:#222;line-height:1.45;overflow-wrap:anywhere}
+.box{max-width:100%;overflow-x:auto;margin:8px 0 20px}
+table{border-collapse:collapse;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;overflow-wrap:normal}th{background:#f3f3f3}
 td:first-child,th:first-child{text-align:left}.best{font-weight:bold;background:#e8f5e9}
 .flag{background:#fdecea}code{background:#f5f5f5;padding:0 3px}h2{margin-top:32px}
 """
+# the page fits a 1,280 px window: text wraps, and every table and figure sits in a box that
+# scrolls sideways when it is wider than the page (.box), instead of being cut off
+
+
+def _box(inner: str) -> str:
+    return f'<div class="box">{inner}</div>'
+
+
+def _figure_html(fig: go.Figure) -> str:
+    """A figure in a box that scrolls sideways: one somewhat wider than the page is drawn at the page
+    width; a much wider one (the 7-panel maps) keeps its width, so its panels stay legible."""
+    fig = go.Figure(fig)
+    width = fig.layout.width
+    if width is None or PAGE_WIDTH_PX < width <= SQUEEZE * PAGE_WIDTH_PX:
+        fig.update_layout(width=None, autosize=True)
+    return _box(fig.to_html(full_html=False, include_plotlyjs=False, default_width="100%",
+                            config={"responsive": True}))
+
+
+PAGE_WIDTH_PX = 1232  # the content width of the page (1,280 px window less the margins)
+SQUEEZE = 1.35  # a figure up to this factor wider than the page is drawn at the page width
 
 
 def headline_table(metrics: pd.DataFrame, grid: str = "fine", fss_scale: float = 21,
@@ -118,20 +141,47 @@ def _table_html(table: pd.DataFrame) -> str:
             cells.append(f'<td class="{"flag" if flag else ""}">{text}</td>')
         cls = ' class="best"' if method == best else ""
         rows.append(f"<tr><td{cls}>{html.escape(str(method))}</td>{''.join(cells)}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    return _box(f"<table><tr>{head}</tr>{''.join(rows)}</table>")
+
+
+def describe_versions(versions: dict, names: dict | None = None) -> str:
+    """``precipdiff-correction v3 and precipdiff-downscaling v4``; ``none`` when no stage has one."""
+    names = names or {}
+    given = [f"{names.get(stage, stage)} v{v}" for stage, v in versions.items() if v is not None]
+    missing = [f"no {stage} model" for stage, v in versions.items() if v is None]
+    if not given:
+        return "none"
+    return " and ".join(given + missing)
+
+
+def describe_sampler(setting: dict) -> str:
+    """A sampler setting in words: ``Heun, 18 steps from σ_max 80 to σ_min 0.002 (ρ 7), no churn``."""
+    if not setting:
+        return "the default EDM sampler"
+    words = [str(setting.get("solver", "heun")).capitalize()]
+    if "num_steps" in setting:
+        words.append(f"{int(setting['num_steps'])} steps")
+    span = [f"from σ_max {setting['sigma_max']:g}"] if "sigma_max" in setting else []
+    span += [f"to σ_min {setting['sigma_min']:g}"] if "sigma_min" in setting else []
+    span += [f"(ρ {setting['rho']:g})"] if "rho" in setting else []
+    churn = float(setting.get("S_churn", 0.0))
+    return ", ".join([" ".join(words + span), "no churn" if churn == 0 else f"churn {churn:g}"])
 
 
 def _selection_html(sel: dict) -> str:
-    cand, champ = sel["candidate"], sel["champion"]
+    cand, champ, names = sel["candidate"], sel["champion"], sel.get("registered_models", {})
     verdict = "moved to the evaluated models" if sel["promote"] else "unchanged"
-    fmt = lambda x: "–" if x is None or not np.isfinite(x) else f"{x:.4f}"  # noqa: E731
+    fmt = lambda x: "–" if x is None or not np.isfinite(x) else f"{x:.4f} mm/h"  # noqa: E731
+    champion = describe_versions(champ["versions"], names)
+    held = (f"the champion, {html.escape(champion)}, scores {fmt(champ['score'])} "
+            f"({html.escape(champ.get('score_from', ''))}; full chain at 1 km, same validation hours and noise)"
+            if champion != "none" else "no model held the alias before")
     return (f"<p>Alias <code>{html.escape(sel['alias'])}</code> (mode <code>{sel['mode']}</code>): <b>{verdict}</b> — "
-            f"{html.escape(sel['reason'])}.<br>Evaluated: {html.escape(str(cand['versions']))}, <b>validation</b> "
-            f"{sel['metric']} {fmt(cand['score'])} mm/h; champion: {html.escape(str(champ['versions']))}, "
-            f"{fmt(champ['score'])} mm/h ({html.escape(champ.get('score_from', ''))}; full chain at 1 km, same "
-            f"validation hours and noise; – = not needed: no other champion to compare). The test scores above are "
-            f"reported, never used to choose. The scores are also tags "
-            f"(<code>eval.*</code>) on the model versions in the MLflow registry.</p>")
+            f"{html.escape(sel['reason'])}.</p><p>The evaluated models, "
+            f"{html.escape(describe_versions(cand['versions'], names))}, score a <b>validation</b> {sel['metric']} "
+            f"of {fmt(cand['score'])} ('–': not needed, no other champion to compare); {held}. The test scores "
+            f"above are reported, never used to choose. The scores are also tags (<code>eval.*</code>) on the "
+            f"model versions in the MLflow registry.</p>")
 
 
 #: (grid, method paired against the others, title) of the interval tables
@@ -148,9 +198,9 @@ def _intervals_html(intervals: pd.DataFrame, level: float) -> str:
             if rows.empty:
                 continue
             parts += [f"<h3>Stratum <code>{html.escape(stratum)}</code>: {html.escape(title)} "
-                      f"({int(rows['n_hours'].iloc[0])} hours)</h3>", value_table(intervals, stratum, grid).to_html(),
+                      f"({int(rows['n_hours'].iloc[0])} hours)</h3>", _box(value_table(intervals, stratum, grid).to_html()),
                       f"<p><code>{method}</code> against each method (same resampled hours; Δ = {method} − method, "
-                      f"* = the interval excludes 0):</p>", paired_table(intervals, method, stratum, grid).to_html()]
+                      f"* = the interval excludes 0):</p>", _box(paired_table(intervals, method, stratum, grid).to_html())]
     return (f"<p>{level:.0%} hour-block bootstrap intervals (percentile; resampled blocks of consecutive "
             f"evaluated hours): a difference whose interval contains 0 is not distinguishable from noise "
             f"on these hours.</p>" + "".join(parts))
@@ -221,9 +271,9 @@ def build_report(metrics: pd.DataFrame, selection: dict, hours: pd.DataFrame, fi
               _table_html(headline_table(metrics, "coarse", fss_scale, max_km)),
               "<h2>Model selection</h2>", _selection_html(selection)]
     for title, fig in figures.items():
-        parts += [f"<h2>{html.escape(title)}</h2>", fig.to_html(full_html=False, include_plotlyjs=False)]
+        parts += [f"<h2>{html.escape(title)}</h2>", _figure_html(fig)]
     listed = hours.assign(time=hours["time"].astype(str))[["time", "radar_mean_mm_h", "radar_wet_fraction", "sample"]]
-    parts += ["<h2>Evaluated hours</h2>", listed.to_html(index=False, float_format=lambda x: f"{x:.3f}"),
+    parts += ["<h2>Evaluated hours</h2>", _box(listed.to_html(index=False, float_format=lambda x: f"{x:.3f}")),
               "<p>The full table (every metric, threshold and scale) is "
               "<code>data/08_reporting/metrics.parquet</code>, "
               "also an artifact of the MLflow run.</p>"]

@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 from plotly.offline import get_plotlyjs
 
+from precipdiff.nn.sampling import sample_members
 from precipdiff.verification import COLUMNS
 
 FINE = {"satellite_nearest", "satellite_bilinear", "qm_bilinear", "rainfarm", "regression_chain",
@@ -94,6 +95,8 @@ def test_mlflow_metrics_artifacts_and_champion(evaluated_project):
         assert np.isfinite(run["metrics.evaluation.fine.diffusion_chain.crps_fair"])
         assert "metrics.evaluation.coarse.correction_diffusion.crps_fair" in run
         client = MlflowClient()
+        experiment = client.get_experiment_by_name("precipdiff")  # the UI opens it on its runs (#24)
+        assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"
         artifacts = {a.path for a in client.list_artifacts(run.run_id, "evaluation")}
         assert {"evaluation/metrics.parquet", "evaluation/evaluation_report.html",
                 "evaluation/model_selection.json"} <= artifacts
@@ -136,7 +139,7 @@ def test_runtime_params_choose_the_registry_versions(evaluated_project):
         with KedroSession.create(project_path=evaluated_project, env="test",
                                  runtime_params={"evaluation": {"models": {"alias": "champion"}}}) as session:
             catalog = session.load_context().catalog  # loaded by precipdiff.registry: the champion is version 1
-            assert catalog.load("correction_diffusion_model").info["registered"]["version"] == "1"
+            assert catalog.load("correction_diffusion_model").registered.version == "1"
     finally:
         os.chdir(cwd)
         mlflow.set_tracking_uri(None)
@@ -160,18 +163,18 @@ def test_both_residual_bases_train_register_and_load(evaluated_project):
         regression = load_registered("precipdiff-downscaling-regression", alias=None, version=1)
     finally:
         mlflow.set_tracking_uri(None)
-    assert trained.info["residual_base"] == "regression" and trained.model.mean is not None
+    assert trained.card.residual_base == "regression" and trained.model.mean is not None
     report = (evaluated_project / "data/08_reporting/evaluation_report.html").read_text()
     assert "correction: input base" in report and "downscaling: regression base" in report
-    assert trained.info["provenance"]["source"] == "synthetic"  # what it learnt from (#23)
-    assert trained.info["provenance"]["period"][0] == "2022-10-01T01:00Z"
-    assert trained.info["provenance"]["box"] == {"lat_min": 47.0, "lat_max": 47.4, "lon_min": -122.4, "lon_max": -122.0}
+    provenance = trained.card.provenance  # what it learnt from (#23)
+    assert provenance.source == "synthetic" and provenance.regions == () and provenance.period[0] == "2022-10-01T01:00Z"
+    assert provenance.domain.lat_min == pytest.approx(47.005) and provenance.domain.lon_max == pytest.approx(-122.005)
     assert "Trained on: correction: synthetic data" in report
     mean = dict(trained.model.mean.state_dict())
     for key, value in regression.model.state_dict().items():  # the base is the registered regression
         torch.testing.assert_close(mean[key], value)
     cond = torch.randn(2, trained.config["cond_channels"], 16, 16)
-    members = trained.model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=2)
+    members = sample_members(trained.model, cond, {"num_steps": 2}, [0, 1], [0, 1], trained.card.grid)
     assert torch.isfinite(members).all() and members.shape == (2, 2, 1, 16, 16)
 
 

@@ -46,7 +46,7 @@ def test_box_outside_the_training_domain_is_a_note_and_an_attribute_and_computes
     job = nodes.plan_ensemble(satellite(box, synthetic=True), pixel_model("correction"), pixel_model("downscaling"),
                               {**PARAMS, "box": box})
     notes = job.attrs[nodes.NOTES_ATTR].splitlines()
-    assert len(notes) == 2 and "leaves the training domain of correction v?" in notes[0]
+    assert len(notes) == 2 and "leaves the training domain of correction model (not registered)" in notes[0]
     assert "lat 47.05..47.75" in notes[1] and "(lat 47.05..47.35" in notes[1]
     assert job.attrs["outside_training_domain"] == "yes"
     assert list(job.hours) == list(HOURS) and len(job.signature["member_seeds"]) == 2
@@ -65,7 +65,7 @@ def test_synthetic_trained_models_are_refused_on_real_files_unless_allowed(tmp_p
         nodes.plan_ensemble(real, pixel_model("correction"), pixel_model("downscaling"), PARAMS)
     message = str(refused.value)
     assert "\n" not in message and "was trained on synthetic data" in message and "real (IMERG)" in message
-    assert "--allow-synthetic-models" in message and "correction v?" in message
+    assert "--allow-synthetic-models" in message and "correction model (not registered)" in message
     job = nodes.plan_ensemble(real, pixel_model("correction"), pixel_model("downscaling"),
                               {**PARAMS, "allow_synthetic_models": True})
     assert "allowed by --allow-synthetic-models" in job.attrs[nodes.NOTES_ATTR]
@@ -83,9 +83,8 @@ def test_models_trained_on_real_files_or_synthetic_input_need_no_flag(tmp_path):
     synthetic = nodes.plan_ensemble(satellite(synthetic=True), pixel_model("correction"), pixel_model("downscaling"),
                                     PARAMS)
     assert synthetic.attrs[nodes.NOTES_ATTR] == "none"
-    unknown = pixel_model("correction")
-    unknown.info.pop("provenance")  # registered before the record existed: not trusted on real input
-    with pytest.raises(ValueError, match="no provenance recorded"):
+    unknown = pixel_model("correction", source=None)  # no source recorded: not trusted on real input
+    with pytest.raises(ValueError, match="no source recorded"):
         nodes.plan_ensemble(real, unknown, pixel_model("downscaling", "files"), PARAMS)
 
 

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import xarray as xr
 
-from precipdiff.inference.chain import member_seeds
+from precipdiff.seeds import member_seeds
 from precipdiff.pipelines.inference import nodes
 from tests.pipelines.inference.conftest import downscale_args, downscale
 

@@ -22,8 +22,7 @@ from precipdiff.inference.chain import ChainSettings, hour_keys
 from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
 from precipdiff.pipelines.evaluation.selection import VALIDATION, selection_decision, setup_fingerprint, tagged_score
-from precipdiff.training.artifact import TrainedModel
-from precipdiff.training.provenance import TrainingData
+from precipdiff.model_card import TrainedModel
 from precipdiff.verification import exceedance_probability, hourly_table, select, tidy
 
 log = logging.getLogger(__name__)
@@ -282,8 +281,7 @@ def candidate_versions(champion: dict, correction: TrainedModel, downscaling: Tr
     """Registry versions of the evaluated diffusion models: from the model (same run) or the registry."""
     out = {}
     for stage, model in (("correction", correction), ("downscaling", downscaling)):
-        registered = (model.info or {}).get("registered") or {}
-        version = registered.get("version") or champion.get("candidate_versions", {}).get(stage)
+        version = (model.registered and model.registered.version) or champion.get("candidate_versions", {}).get(stage)
         out[stage] = None if version is None else str(version)
     return out
 
@@ -362,19 +360,20 @@ def select_models(validation: pd.DataFrame, validation_hours: pd.DataFrame, metr
     decision = selection_decision(validation, candidate_versions(champion, correction, downscaling), champion,
                                   params["selection"], setup_fingerprint(validation_hours, params), reported=metrics)
     log.info("model selection (%s): promote=%s, %s", decision["mode"], decision["promote"], decision["reason"])
-    decision["models"] = {m.info.get("stage", stage): {"residual_base": m.info.get("residual_base", "input"),
-                                                       "sampler": m.info.get("sampler", {}),
-                                                       "training_data": TrainingData.from_dict(
-                                                           m.info.get("provenance")).describe()}
-                          for stage, m in (("correction", correction), ("downscaling", downscaling))}
+    decision["models"] = {m.card.stage: {"residual_base": m.card.residual_base, "sampler": m.card.sampler,
+                                         "training_data": m.card.provenance.describe()}
+                          for m in (correction, downscaling)}
     return decision, decision
 
 
 # ---- report ------------------------------------------------------------------------------------------
 def _model_summary(selection: dict, chain: ChainSettings) -> str:
-    """``correction: input base, sampler {…}; downscaling: …`` (the sampler each model was scored with)."""
+    """``correction: input base, Heun 18 steps from σ_max 80 …; downscaling: …`` (the sampler each
+    model was scored with: its own, under the chain's overrides)."""
+    from precipdiff.reporting.report import describe_sampler
+
     override = dict(chain.sampler or {})
-    parts = [f"{stage}: {m['residual_base']} base, sampler {({**m['sampler'], **override})}"
+    parts = [f"{stage}: {m['residual_base']} base, sampler {describe_sampler({**m['sampler'], **override})}"
              for stage, m in selection.get("models", {}).items()]
     return "; ".join(parts) or "samplers of the models"
 
@@ -389,15 +388,16 @@ def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict,
                 params: dict) -> str:
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
     from precipdiff.pipelines.evaluation.probability import diagram_verdict
-    from precipdiff.reporting.report import build_report
+    from precipdiff.reporting.report import build_report, describe_versions
 
     chain = ChainSettings.from_params(params["chain"], "evaluation.chain")
     cap = params["hours"].get("max_hours")
     summary = (f"{len(hours)} test hours ({'all' if cap is None else params['hours'].get('selection', 'wettest')}, "
                f"max_hours {cap}), "
                f"{len(chain.seeds())} members, seed {chain.seed}; evaluated models "
-               f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}. "
-               f"Trained on: {_trained_on(selection)}; the test hours come from the same source.")
+               f"{describe_versions(selection['candidate']['versions'], selection.get('registered_models'))} "
+               f"({_model_summary(selection, chain)}). Trained on: {_trained_on(selection)}; the test hours come "
+               f"from the same source.")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
                "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired,
                "Reliability diagrams": reliability}

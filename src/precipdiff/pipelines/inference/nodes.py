@@ -8,6 +8,7 @@ skipping the hours already written (``precipdiff.inference.output``). Every chec
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -22,13 +23,12 @@ import precipdiff
 from precipdiff.data import transforms
 from precipdiff.data.contract import RESOLUTION, VARIABLE, axis, snap_box
 from precipdiff.datasets.metrics import metric_history
-from precipdiff.inference.chain import (SAMPLER_KEYS, ChainSettings, hour_keys, pick_device, resolved_precision,
-                                        run_chain)
+from precipdiff.inference.chain import ChainSettings, hour_keys, run_chain
 from precipdiff.inference.datasets import SatelliteFiles
 from precipdiff.inference.inputs import InputError, check_hours
 from precipdiff.inference.output import PRODUCT_VERSION, EnsembleJob, hour_dataset, with_clip_counts
-from precipdiff.training.artifact import TrainedModel
-from precipdiff.training.provenance import TrainingData
+from precipdiff.model_card import TrainedModel
+from precipdiff.nn.sampling import pick_device, resolved_precision
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,9 @@ def training_notes(satellite: xr.Dataset, correction: TrainedModel, downscaling:
     training domain."""
     notes, real = [], real_input(satellite)
     for model in (correction, downscaling):
-        trained_on = TrainingData.from_dict(model.info.get("provenance"))
+        trained_on = model.card.provenance
         if real and trained_on.synthetic:
-            line = (f"{_name(model)} was trained on {trained_on.describe()}, and the input is real "
+            line = (f"{model.name} was trained on {trained_on.describe()}, and the input is real "
                     f"({satellite.attrs.get('input_kind', 'satellite data')})")
             if not allow_synthetic:
                 raise ValueError(f"inference: {line}: refused, its output would not be trustworthy; pass "
@@ -164,42 +164,42 @@ def ensemble_metrics(ensemble: xr.Dataset) -> dict:
 def _check_models(correction: TrainedModel, downscaling: TrainedModel) -> str:
     """The common intensity transform; the models must be a correction and a downscaling model."""
     for model, stage in ((correction, "correction"), (downscaling, "downscaling")):
-        if model.info.get("stage") != stage:
-            raise ValueError(f"inference.{stage}_model: {_name(model)} is a {model.info.get('stage')!r} model; "
+        if model.card.stage != stage:
+            raise ValueError(f"inference.{stage}_model: {model.name} is a {model.card.stage!r} model; "
                              f"expected a {stage} model")
-    if correction.info.get("transform") != downscaling.info.get("transform"):
+    if correction.card.transform != downscaling.card.transform:
         raise ValueError(f"inference: the models use different intensity transforms "
-                         f"({correction.info.get('transform')!r} vs {downscaling.info.get('transform')!r})")
-    return correction.info.get("transform", "log1p")
+                         f"({correction.card.transform!r} vs {downscaling.card.transform!r})")
+    return correction.card.transform
 
 
 def outside_domain(lat: np.ndarray, lon: np.ndarray, model: TrainedModel) -> str | None:
     """One line if the 0.1° cells ``lat × lon`` leave the model's training domain, else None."""
-    dom = model.info.get("domain")
-    if not dom:
+    dom = model.card.provenance.domain
+    if dom is None:
         return None
     tol = RESOLUTION["satellite"] / 2 + 1e-6  # training domains are given by cell centres
-    inside = (lat.min() >= dom["lat_min"] - tol and lat.max() <= dom["lat_max"] + tol
-              and lon.min() >= dom["lon_min"] - tol and lon.max() <= dom["lon_max"] + tol)
+    inside = (lat.min() >= dom.lat_min - tol and lat.max() <= dom.lat_max + tol
+              and lon.min() >= dom.lon_min - tol and lon.max() <= dom.lon_max + tol)
     if inside:
         return None
     return (f"the box (cell centres lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}..{lon.max():.2f}) "
-            f"leaves the training domain of {_name(model)} (lat {dom['lat_min']:.2f}..{dom['lat_max']:.2f}, "
-            f"lon {dom['lon_min']:.2f}..{dom['lon_max']:.2f}); PrecipDiff models are regional, expect degraded "
-            "output there")
+            f"leaves the training domain of {model.name} (lat {dom.lat_min:.2f}..{dom.lat_max:.2f}, "
+            f"lon {dom.lon_min:.2f}..{dom.lon_max:.2f}); PrecipDiff models are regional, expect degraded output there")
 
 
 def trained_on_attrs(correction: TrainedModel, downscaling: TrainedModel) -> dict:
-    """``<stage>_training_data`` (one line), ``_training_source``, ``_training_period`` (ISO 8601),
-    ``_training_box`` and ``_training_data_fingerprint`` of both models (global attributes)."""
+    """``<stage>_training_data`` (one line), ``_training_source``, ``_training_regions``,
+    ``_training_period`` (ISO 8601 interval), ``_training_box`` and ``_training_data_fingerprint``
+    of both models (global attributes), from their model cards."""
     out = {}
     for stage, model in (("correction", correction), ("downscaling", downscaling)):
-        t = TrainingData.from_dict(model.info.get("provenance"))
-        out |= {f"{stage}_training_data": t.describe(), f"{stage}_training_source": t.source,
-                f"{stage}_training_region": t.region or "none",
-                f"{stage}_training_period": "unknown" if not t.period else "/".join(t.period),
-                f"{stage}_training_box": json.dumps(t.box, sort_keys=True),
-                f"{stage}_training_data_fingerprint": t.data_fingerprint or "unknown"}
+        p = model.card.provenance
+        out |= {f"{stage}_training_data": p.describe(), f"{stage}_training_source": p.source or "unknown",
+                f"{stage}_training_regions": ",".join(p.regions) or "none",
+                f"{stage}_training_period": "unknown" if not p.period else "/".join(p.period),
+                f"{stage}_training_box": json.dumps(None if p.domain is None else dataclasses.asdict(p.domain)),
+                f"{stage}_training_data_fingerprint": p.data_fingerprint or "unknown"}
     return out
 
 
@@ -207,25 +207,16 @@ def _yes(notes: list[str], marker: str) -> str:
     return "yes" if any(marker in n for n in notes) else "no"
 
 
-def _name(model: TrainedModel) -> str:
-    reg = model.info.get("registered") or {}
-    return f"{reg.get('name', model.info.get('stage', 'model'))} v{reg.get('version', '?')}"
-
-
-def _sampler(model: TrainedModel, settings: ChainSettings) -> dict:
-    merged = {**model.info.get("sampler", {}), **(settings.sampler or {})}
-    return {k: merged[k] for k in SAMPLER_KEYS if k in merged}
-
-
 def _signature(correction, downscaling, settings: ChainSettings, seeds, thresholds, lat, lon, params) -> dict:
     """Every setting that changes the numbers of an hour (compared on re-runs)."""
     def model(m: TrainedModel) -> dict:
-        reg = m.info.get("registered") or {}
-        return {"name": reg.get("name"), "version": reg.get("version"), "run_id": reg.get("run_id")}
+        reg = m.registered
+        return {"name": reg and reg.name, "version": reg and reg.version, "run_id": reg and reg.run_id}
 
     return {
         "correction": model(correction), "downscaling": model(downscaling),
-        "correction_sampler": _sampler(correction, settings), "downscaling_sampler": _sampler(downscaling, settings),
+        "correction_sampler": correction.card.sampler_setting(settings.sampler),
+        "downscaling_sampler": downscaling.card.sampler_setting(settings.sampler),
         "member_seeds": list(seeds), "thresholds_mm_h": thresholds,
         "lat_sat": [round(float(lat[0]), 6), round(float(lat[-1]), 6), int(lat.size)],
         "lon_sat": [round(float(lon[0]), 6), round(float(lon[-1]), 6), int(lon.size)],
