@@ -92,11 +92,34 @@ def downscaling_pairs(coarse: xr.Dataset, fine: xr.Dataset, params: dict, ingest
     return _pairs(base, fine["radar"].values, fine, params, ingestion)
 
 
-def _patch_table(patches: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """Training/validation patches with sampling weight = floor + wet fraction."""
+def _patch_table(patches: pd.DataFrame, params: dict, pairs: TrainingPairs) -> pd.DataFrame:
+    """Training/validation patches with sampling weight = floor + wet fraction of the patch's
+    **condition** (``wet_weight_on: condition``, the default) or of its target (``target``).
+
+    Drawing patches by a property of the condition only changes how often each condition is seen,
+    not what the model learns to expect given it; drawing them by the target's wet fraction tilts
+    p(target | condition) towards rain (importance sampling on the target without re-weighting the
+    loss): the models then rain over a dry satellite (issue #23; docs/models.md, *Patch weights*).
+    """
     keep = patches[patches.split.isin(["train", "validation"])
                    & (patches.valid_fraction >= float(params["min_valid_fraction"]))]
-    return keep.assign(weight=float(params["wet_weight_floor"]) + keep.wet_fraction)
+    on = params.get("wet_weight_on", "condition")
+    if on not in ("condition", "target"):
+        raise ValueError(f"{params['stage']}_training.wet_weight_on: expected 'condition' or 'target'; got {on!r}")
+    wet = keep.wet_fraction.to_numpy() if on == "target" else condition_wet_fraction(pairs, keep)
+    return keep.assign(weight=float(params["wet_weight_floor"]) + wet)
+
+
+def condition_wet_fraction(pairs: TrainingPairs, patches: pd.DataFrame, wet_mm_h: float = 0.1) -> np.ndarray:
+    """Share of each patch's base-condition cells at or above ``wet_mm_h`` (summed-area tables, vectorised)."""
+    thr = transforms.forward_transform(np.array(wet_mm_h, dtype=np.float32), pairs.transform)
+    wet = np.nan_to_num(pairs.cond[:, 0]) >= thr  # (T, H, W)
+    table = np.zeros((wet.shape[0], wet.shape[1] + 1, wet.shape[2] + 1), np.int64)
+    table[:, 1:, 1:] = wet.cumsum(1).cumsum(2)
+    t, r, c = (patches[k].to_numpy(np.int64) for k in ("time_index", "row", "col"))
+    size = patches["size"].to_numpy(np.int64)
+    total = table[t, r + size, c + size] - table[t, r, c + size] - table[t, r + size, c] + table[t, r, c]
+    return total / (size * size).astype(np.float64)
 
 
 def data_fingerprint(pairs: TrainingPairs) -> str:
@@ -133,10 +156,10 @@ def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: s
               "seed": int(params["seed"])}
     nproc = int(params.get("nproc_per_node", 1))
     if nproc > 1:  # DDP: torchrun workers run the same train(); this process keeps Kedro + MLflow
-        result = train_distributed(pairs.cond, pairs.residual, _patch_table(patches, params), cfg,
+        result = train_distributed(pairs.cond, pairs.residual, _patch_table(patches, params, pairs), cfg,
                                    nproc_per_node=nproc, **kwargs)
     else:
-        result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, **kwargs)
+        result = train(pairs.cond, pairs.residual, _patch_table(patches, params, pairs), cfg, **kwargs)
     # wall seconds of all epochs, restored with the history on resume (so a resumed run counts them all)
     card = model_card(pairs, params, objective, round(float(result.history["seconds"].sum()), 1))
     model = TrainedModel(result.model_config, result.model.cpu().eval(), card)

@@ -55,12 +55,38 @@ def test_fingerprint_changes_with_the_data(inputs):
     assert rt.data_fingerprint(a) != rt.data_fingerprint(b)
 
 
-def test_patch_table_weights_and_filters():
+def test_patch_table_weights_and_filters(inputs):
+    coarse, _ = inputs
+    pairs = rt.correction_pairs(coarse, {"static_channels": []})
     patches = pd.DataFrame({"split": ["train", "validation", "test", "train"], "wet_fraction": [0.5, 0.2, 0.9, 0.4],
-                            "valid_fraction": [1.0, 1.0, 1.0, 0.5]})
-    table = rt._patch_table(patches, {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05})
+                            "valid_fraction": [1.0, 1.0, 1.0, 0.5], "time_index": [0, 2, 1, 1], "row": 0,
+                            "col": [0, 1, 0, 0], "size": 2})
+    params = {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05, "stage": "correction"}
+    table = rt._patch_table(patches, {**params, "wet_weight_on": "target"}, pairs)
     assert list(table.split) == ["train", "validation"]  # test split and mostly-missing patches dropped
     np.testing.assert_allclose(table.weight, [0.55, 0.25])
+    # default: the condition's (satellite's) wet fraction, by hand over the 2 × 2 patches
+    wet = np.expm1(coarse.satellite.values) >= 0.1
+    by_hand = [wet[0, 0:2, 0:2].mean(), wet[2, 0:2, 1:3].mean()]
+    np.testing.assert_allclose(rt._patch_table(patches, params, pairs).weight, 0.05 + np.array(by_hand))
+    with pytest.raises(ValueError, match="wet_weight_on"):
+        rt._patch_table(patches, {**params, "wet_weight_on": "radar"}, pairs)
+
+
+def test_condition_weighting_leaves_what_the_model_expects_given_the_condition_unbiased():
+    """Why the weights depend on the condition only (#23): drawing by the target's wet fraction makes
+    'rain given a dry satellite' far more frequent in the draws than in the data; by the condition, not."""
+    rng = np.random.default_rng(1)
+    n = 200_000
+    sat_wet = rng.random(n) < 0.3
+    radar_wet = np.where(sat_wet, rng.random(n) < 0.8, rng.random(n) < 0.05)  # P(rain | dry satellite) = 5 %
+    for weights, expected in ((0.05 + sat_wet, 0.05), (0.05 + radar_wet, None)):
+        draw = rng.choice(n, size=n, p=weights / weights.sum())
+        seen = radar_wet[draw][~sat_wet[draw]].mean()
+        if expected is not None:
+            assert seen == pytest.approx(expected, abs=0.005)
+        else:
+            assert seen > 0.4  # 1.05·0.05 / (1.05·0.05 + 0.05·0.95) ≈ 0.53: the bias behind 'rain from nothing'
 
 
 def test_history_metrics_format():
