@@ -39,4 +39,4 @@ def network_calls(setting: Mapping) -> int:
     """Network evaluations per sample of a setting (Alg. 2: Heun skips the correction of the last step)."""
     steps = int(setting.get("num_steps", 18))
     return 2 * steps - 1 if setting.get("solver", "heun") == "heun" else steps
-PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 elsewhere (precipdiff.nn.sampling)
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA and bf16-native CPUs, else fp32 (nn.sampling)

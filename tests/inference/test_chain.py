@@ -66,7 +66,7 @@ def test_unet_domain_within_one_tile_equals_a_direct_untiled_sampler_call():
     coarse, fine = grids(3, 4)
     base = chain.transforms.upsample(satellite(3, 3, 4), 10, "bilinear")
     latents = chain.latent_field([11, 12, 13], [5], base.shape[-2:], chain.FINE)
-    settings = chain.ChainSettings(tile=64, batch_size=3)
+    settings = chain.ChainSettings(tile=64, batch_size=3, precision="fp32")
     out = chain.apply_model(model, base, *fine, latents, settings)
 
     cond = torch.from_numpy(chain.transforms.condition(base, model.card.conditioning.static_channels, *fine))

@@ -82,3 +82,15 @@ def test_blending_removes_seams_where_windows_disagree():
     assert abs(seam(blended, 24, 0) - 1) < 0.1  # window starts
     assert abs(seam(blended, 24, 8) - 1) < 0.1  # window ends
     assert seam(blended, 24, 4) < 2.0  # mid-overlap
+
+
+def test_auto_precision_is_bf16_only_where_bf16_is_native(monkeypatch):
+    """Issue #23: evaluation and inference share one precision; ``auto`` means bf16 on CUDA and on CPUs
+    with bf16 units, fp32 on other CPUs and on MPS."""
+    from precipdiff.nn import sampling
+
+    monkeypatch.setattr(sampling, "native_cpu_bf16", lambda: True)
+    assert sampling.resolved_precision("cpu") == "bf16" and sampling.resolved_precision("cuda") == "bf16"
+    assert sampling.resolved_precision("mps") == "fp32" and sampling.resolved_precision("cpu", "fp32") == "fp32"
+    monkeypatch.setattr(sampling, "native_cpu_bf16", lambda: False)
+    assert sampling.resolved_precision("cpu") == "fp32"

@@ -35,7 +35,7 @@ class ChainSettings:
     batch_size: int = 8  # samples (member × hour × tile) denoised together
     device: str = "auto"
     member_seeds: tuple[int, ...] | None = None  # explicit per-member seeds; override seed and n_members
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 | bf16 (autocast on any device)
+    precision: str = "auto"  # auto: bf16 autocast on CUDA and bf16-native CPUs, fp32 elsewhere | fp32 | bf16
     compile: bool = False  # torch.compile the U-Net (worth it on CUDA for long runs)
 
     def __post_init__(self):

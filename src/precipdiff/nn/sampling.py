@@ -109,12 +109,22 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def resolved_precision(device: torch.device | str, precision: str = "auto") -> str:
-    """``"bf16"`` or ``"fp32"``: what ``precision`` means on ``device`` (``auto``: bf16 on CUDA only)."""
+    """``"bf16"`` or ``"fp32"``: what ``precision`` means on ``device``. ``auto``: bf16 on CUDA and on
+    CPUs with native bf16 units (AMX or AVX-512 BF16: bf16 matmuls ~2.5× fp32's there, the same
+    validation scores, docs/inference.md *Speed*), fp32 elsewhere (MPS, older CPUs, where bf16
+    autocast can be slower than fp32). The evaluation and ``precipdiff downscale`` share the setting."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {PRECISIONS}; got {precision!r}")
     if precision == "auto":
-        return "bf16" if torch.device(device).type == "cuda" else "fp32"
+        kind = torch.device(device).type
+        return "bf16" if kind == "cuda" or (kind == "cpu" and native_cpu_bf16()) else "fp32"
     return precision
+
+
+def native_cpu_bf16() -> bool:
+    """Whether this CPU has bf16 matrix units (Intel AMX tiles or AVX-512 BF16)."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(check() for check in checks if check is not None)
 
 
 def autocast(device: torch.device, precision: str = "auto"):
