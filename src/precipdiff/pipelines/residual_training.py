@@ -78,7 +78,7 @@ def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict, i
     return TrainingPairs(cond=cond, base=base[:, None], residual=residual,
                          times=ds["time"].values, split=ds["split"].values.astype(str), lat=lat, lon=lon,
                          channels=["base", *names], transform=name, upsampling=ds.attrs["upsampling"],
-                         residual_kind=kind)
+                         residual_kind=kind, ingestion=ingestion)
 
 
 def correction_pairs(coarse: xr.Dataset, params: dict, ingestion: dict | None = None) -> TrainingPairs:

@@ -39,6 +39,15 @@ def test_correction_pairs_residual_and_static_channels(inputs):
     np.testing.assert_allclose(pairs.cond[1, 1, :, 0], coarse.lat.values)  # latitude channel, degrees
 
 
+def test_the_card_records_the_ingestion_source_and_region(inputs):
+    coarse, _ = inputs
+    pairs = rt.correction_pairs(coarse, {"static_channels": []}, {"source": "files", "region": "montana"})
+    card = rt.model_card(pairs, {"stage": "correction", "sampler": {}, "residual_base": "input"}, "edm")
+    assert card.provenance.source == "files" and card.provenance.regions == ("montana",)
+    assert card.provenance.period == ("2022-01-01T00:00Z", "2022-01-01T01:00Z") and not card.provenance.synthetic
+    assert "real files" in card.provenance.describe() and "montana" in card.provenance.describe()
+
+
 def test_downscaling_pairs_use_the_preprocessing_upsampling(inputs):
     coarse, fine = inputs
     pairs = rt.downscaling_pairs(coarse, fine, {"static_channels": []})
