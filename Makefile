@@ -24,11 +24,17 @@ run: setup            ## the main job: `kedro run` (default pipeline) on the emb
 test: setup           ## the test suite
 	$(PY) -m pytest $(ARGS)
 
-viz: setup            ## lineage + figures at http://127.0.0.1:4141
-	$(VENV)/bin/kedro viz run --no-browser --host 127.0.0.1 --port 4141
+# The servers run under precipdiff.serve: Ctrl-C or SIGTERM stops them with all their children.
+VIZ_PORT    ?= 4141
+MLFLOW_PORT ?= 5000
+MLFLOW_DB   ?= mlflow.db
 
-mlflow-ui: setup      ## MLflow UI on the local store at http://127.0.0.1:5000
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
+viz: setup            ## lineage + figures at http://127.0.0.1:4141
+	$(PY) -m precipdiff.serve $(VENV)/bin/kedro viz run --no-browser --host 127.0.0.1 --port $(VIZ_PORT)
+
+mlflow-ui: setup      ## MLflow UI on the local store at http://127.0.0.1:5000 (the address printed opens the runs)
+	@$(PY) -m precipdiff.serve --mlflow-url $(MLFLOW_DB) $(MLFLOW_PORT)
+	$(PY) -m precipdiff.serve $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(MLFLOW_DB) --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 clean:                ## remove run outputs (keeps the venv)
 	find data -type f ! -name .gitkeep -delete; rm -rf mlflow.db mlruns mlartifacts

@@ -23,7 +23,7 @@ from omegaconf import OmegaConf
 
 from precipdiff.inference.chain import ChainSettings, run_chain
 from precipdiff.nn import build_model, model_config
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.model_card import Conditioning, ModelCard, TrainedModel
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "base"
 
@@ -34,9 +34,9 @@ def profile_model(stage: str) -> TrainedModel:
     channels = ["base", *params["static_channels"]]
     config = model_config("edm", len(channels), params["diffusion"]["model"], cond_mean=[0.0] * len(channels),
                           cond_std=[1.0] * len(channels), residual_scale=1.0, sigma_data=1.0)
-    info = {"stage": stage, "objective": "edm", "transform": "log1p", "channels": channels,
-            "upsampling": "bilinear", "sampler": params["sampler"]}
-    return TrainedModel(config, build_model(config).eval(), info)
+    card = ModelCard(stage=stage, objective="edm", residual_base="input", sampler=params["sampler"],
+                     conditioning=Conditioning(tuple(params["static_channels"])))
+    return TrainedModel(config, build_model(config).eval(), card)
 
 
 def main() -> None:

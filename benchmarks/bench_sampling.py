@@ -147,7 +147,7 @@ def main() -> None:
     tile = 256
     gflop = [network_gflop(models[0], min(h, tile), min(w, tile)), network_gflop(models[1], min(10 * h, tile),
                                                                                  min(10 * w, tile))]
-    n_tiles = [len(chain.tile_origins(n, tile, 32)) for n in (h, w, 10 * h, 10 * w)]
+    n_tiles = [len(chain.tile_layout(n, tile, 32)[1]) for n in (h, w, 10 * h, 10 * w)]
     peak = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"project {project}: {t} validation hours, {args.members} members, coarse {h}×{w}, fine {10 * h}×{10 * w} "
           f"({area_km2:.0f} km²), {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f}")

@@ -20,6 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from precipdiff.nn import EDMLoss, build_model, model_config
+from precipdiff.nn.sampling import residual_sampler
 from precipdiff.training.distributed import DistributedContext
 from precipdiff.training.data import Batch
 from precipdiff.training.step import batch_loss
@@ -99,7 +100,9 @@ def sampling_seconds(unet: dict, size: int = 200, num_steps: int = 18, bf16: boo
     """Wall time to sample one ``size × size`` member with ``num_steps`` Heun steps (2N − 1 evaluations)."""
     model = _model(unet).eval()
     cond = torch.randn(1, COND_CHANNELS, size, size)
-    return _timed(lambda: model.sample(cond, 1, torch.Generator().manual_seed(0), num_steps=num_steps, bf16=bf16))
+    sample = residual_sampler(model, {"num_steps": num_steps}, "cpu", "bf16" if bf16 else "fp32")
+    latents = torch.randn(1, 1, size, size, generator=torch.Generator().manual_seed(0))
+    return _timed(lambda: sample(cond, latents))
 
 
 def peak_rss_mb() -> float:

@@ -93,8 +93,7 @@ def main() -> None:
     hourly = [ev.reference_hourly(coarse, fine, hours, params)]
     for label, spec in zip(labels, (args.a, args.b)):
         correction, downscaling = (load(s) for s in spec.split(","))
-        print(f"{label}: {spec} — residual bases {correction.info.get('residual_base', 'input')}, "
-              f"{downscaling.info.get('residual_base', 'input')}")
+        print(f"{label}: {spec} — residual bases {correction.card.residual_base}, {downscaling.card.residual_base}")
         _, per_hour, _ = ev.score_diffusion_chain(coarse, fine, hours, correction, downscaling, params)
         hourly.append(renamed(per_hour, label))
     cfg = {**params["intervals"], "metrics": METRICS,

@@ -109,7 +109,7 @@ def main() -> None:
         trained = latest(f"precipdiff-{stage}")
         sel = stage_params(REPO, stage, args.env)["sampler_selection"]  # this checkout's tiles and bands
         cond, base, target = validation_tiles(pairs, sel)
-        residual = make_residual(base, target, trained.info.get("residual", "transformed"), pairs.transform)
+        residual = make_residual(base, target, trained.card.residual, pairs.transform)
         err = denoiser_error(trained.model, cond, residual)
         err.to_csv(args.out / f"denoiser_{stage}.csv", index=False)
         rms = float(np.sqrt(np.nanmean(residual**2)) / trained.model.residual_scale)
@@ -120,7 +120,8 @@ def main() -> None:
         ax.set(title=f"{stage}: denoiser error on validation", xlabel="σ (scaled units)", ylabel="relative MSE")
         ax.legend()
         sample = lambda s, c, z: _sampler(trained, s, args.precision)(c, z)  # noqa: E731
-        table = score_settings(sample, sweep_grid(args.quick), cond, base, target, trained.info,
+        table = score_settings(sample, sweep_grid(args.quick), cond, base, target, trained.card.transform,
+                               trained.card.residual,
                                members=int(sel["members"]), seed=int(sel["seed"]), pixel_km=float(sel["pixel_km"]),
                                psd_band_km=sel["psd_band_km"])
         table.to_csv(args.out / f"diagnosis_{stage}.csv", index=False)
@@ -132,9 +133,9 @@ def main() -> None:
 
 
 def _sampler(trained, setting, precision):
-    from precipdiff.inference.chain import residual_sampler
+    from precipdiff.nn.sampling import residual_sampler
 
-    return residual_sampler(trained, torch.device("cpu"), setting, precision)
+    return residual_sampler(trained.model, trained.card.sampler_setting(setting), "cpu", precision)
 
 
 if __name__ == "__main__":

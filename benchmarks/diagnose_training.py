@@ -19,11 +19,10 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-import torch
 import xarray as xr
 from validation_skill import stage_params
 
-from precipdiff.inference.chain import residual_sampler
+from precipdiff.nn.sampling import residual_sampler
 from precipdiff.pipelines.residual_training import downscaling_pairs, train_diffusion, validation_tiles
 from precipdiff.training.sampler_selection import score_settings
 
@@ -70,8 +69,9 @@ def main() -> None:
     for name in args.variants:
         p = {**params, "diffusion": merged(params["diffusion"], VARIANTS[name])}
         model, _ = train_diffusion(pairs, patches, p)
-        sample = lambda s, c, z: residual_sampler(model, torch.device("cpu"), s, "bf16")(c, z)  # noqa: E731
-        table = score_settings(sample, [OLD_DEFAULT, chosen], cond, base, target, model.info,
+        sample = lambda s, c, z: residual_sampler(model.model, model.card.sampler_setting(s), "cpu", "bf16")(c, z)  # noqa: E731
+        table = score_settings(sample, [OLD_DEFAULT, chosen], cond, base, target, model.card.transform,
+                               model.card.residual,
                                members=int(sel["members"]), seed=int(sel["seed"]), pixel_km=float(sel["pixel_km"]),
                                psd_band_km=sel["psd_band_km"])
         for label, (_, r) in zip(("heun 6/20", "selected"), table.iterrows()):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from precipdiff.inference.chain import pick_device, residual_sampler
+from precipdiff.nn.sampling import pick_device, residual_sampler
 from precipdiff.pipelines import residual_training as rt
 from precipdiff.training.sampler_selection import score_settings
 
@@ -54,8 +54,10 @@ def main() -> None:
     for spec in args.tiles.split(","):
         side, count = (int(x) for x in spec.split("x"))
         cond, base, target = rt.validation_tiles(pairs, {**sel, "tile": side, "n_tiles": count, "stage": args.stage})
-        table = score_settings(lambda s, c, z: residual_sampler(trained, device, s, sel.get("precision", "auto"))(c, z),
-                               settings, cond, base, target, trained.info, members=int(sel["members"]),
+        sample = lambda s, c, z: residual_sampler(trained.model, trained.card.sampler_setting(s), device,  # noqa: E731
+                                                  sel.get("precision", "auto"))(c, z)
+        table = score_settings(sample, settings, cond, base, target, trained.card.transform, trained.card.residual,
+                               members=int(sel["members"]),
                                seed=int(sel["seed"]), pixel_km=float(sel["pixel_km"]), psd_bands_km=bands)
         tables.append(table.assign(tiles=f"{side} cells × {len(target)}"))
     out = pd.concat(tables, ignore_index=True)

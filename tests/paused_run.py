@@ -15,7 +15,12 @@ precipdiff's own functions, so the points survive a reorganisation of its module
     inside the write of the ``<n>``-th hour file of an inference output (``<output>.parts/``), half
     of its bytes written;
 ``consolidation``
-    inside the write of the consolidated inference output, half of its bytes written.
+    inside the write of the consolidated inference output, half of its bytes written;
+``publish:<name>``
+    just before the temporary file of ``<name>`` (any file written through
+    :func:`precipdiff.atomic.atomic_write`: report, figure, JSON, CSV, DDP hand-off) is moved onto
+    it (``os.replace``), the temporary file cut to half its bytes: the moment a write in place would
+    leave a half-written ``<name>``.
 
 Run as a script, this module is the child process of the SIGKILL tests: it installs a *pause* at
 the point (writes ``WORKDIR/ready`` holding the path of the half-written file, if any, then sleeps)
@@ -53,6 +58,8 @@ def install(point: str, action: Action) -> Callable[[], None]:
         return _registered(arg, action)
     if kind in ("hour", "consolidation"):
         return _netcdf(int(arg) if kind == "hour" else None, action)
+    if kind == "publish":
+        return _publish(arg, action)
     raise ValueError(f"unknown pause point {point!r}")
 
 
@@ -115,6 +122,20 @@ def _netcdf(hour: int | None, action: Action) -> Callable[[], None]:
 
     xr.Dataset.to_netcdf = to_netcdf
     return lambda: setattr(xr.Dataset, "to_netcdf", real)
+
+
+def _publish(name: str, action: Action) -> Callable[[], None]:
+    real = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        source = Path(src)
+        if Path(dst).name == name and TMP_MARK in source.name:
+            source.write_bytes(source.read_bytes()[: source.stat().st_size // 2])
+            action(source)
+        return real(src, dst, *args, **kwargs)
+
+    os.replace = replace
+    return lambda: setattr(os, "replace", real)
 
 
 # ---------------------------------------------------------------------------------------------

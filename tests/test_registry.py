@@ -95,8 +95,8 @@ def test_the_dataset_loads_with_the_same_precedence_and_weights_only(store, monk
         expected = store["models"][which].model.state_dict()
         for key, value in trained.model.state_dict().items():
             torch.testing.assert_close(value, expected[key], rtol=0, atol=0)
-        assert trained.info["registered"]["version"] == str(which + 1)
-        assert trained.info["registered"]["run_id"] == store["runs"][which]
+        assert trained.registered.version == str(which + 1)
+        assert trained.registered.run_id == store["runs"][which]
     assert calls == [True] * len(cases)  # every load: torch.load(..., weights_only=True), no pyfunc unpickling
 
 

@@ -40,3 +40,10 @@ def test_evaluation_scores_the_sampler_inference_ships(env):
 def test_a_sampler_set_for_inference_is_the_one_evaluated():
     ev, inf = samplers(parameters("base", {"inference": {"chain": {"sampler": {"num_steps": 5}}}}))
     assert ev == inf == {"num_steps": 5}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_evaluation_samples_with_the_precision_inference_ships(env):
+    """Issue #23: the evaluation's scores are the product's, on the same device, in the same precision."""
+    params = parameters(env)
+    assert params["evaluation"]["chain"]["precision"] == params["inference"]["chain"]["precision"]

@@ -21,7 +21,10 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from precipdiff.data.contract import ContractError, snap_box
+from precipdiff.inference.inputs import check_complete_hours, find_inputs
 from precipdiff.inference.output import OutputError, check_writable
+from precipdiff.inference.settings import ChainSettingError, ChainSettings
 
 PIPELINE = "inference"
 
@@ -40,14 +43,18 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command")
     p = sub.add_parser("downscale", help="IMERG (or a satellite NetCDF) → 1 km ensemble NetCDF",
                        description="Correct and downscale satellite precipitation with the registered models; "
-                                   "writes members, mean, exceedance probabilities and provenance (CF NetCDF).")
+                                   "writes members, mean, exceedance probabilities and provenance (CF NetCDF). "
+                                   "Hours are labelled by their END (UTC): the hour 2023-07-01T01:00 covers "
+                                   "00:00-01:00 and is the mean of the IMERG half hours starting 00:00 and 00:30, "
+                                   "so it needs both files.")
     p.set_defaults(run=downscale)
     p.add_argument("--input", nargs="+", required=True, metavar="PATH",
                    help="IMERG files, directories of them, or a canonical satellite NetCDF")
     p.add_argument("--box", type=_box, metavar="LAT_MIN,LAT_MAX,LON_MIN,LON_MAX",
                    help="degrees (lon east); required for IMERG input")
-    p.add_argument("--start", help="first hour, end-of-hour label UTC (e.g. 2023-07-01T01:00); default: first input hour")
-    p.add_argument("--end", help="last hour, inclusive; default: last input hour")
+    p.add_argument("--start", help="first hour, labelled by its end, UTC (2023-07-01T01:00 = 00:00-01:00, the half "
+                                   "hours starting 00:00 and 00:30); default: the first complete input hour")
+    p.add_argument("--end", help="last hour, inclusive, labelled by its end; default: the last complete input hour")
     p.add_argument("--members", type=int, help="ensemble members (default: parameters_inference.yml)")
     p.add_argument("--output", required=True, help="output NetCDF (hours stream to OUTPUT.parts/ first)")
     p.add_argument("--overwrite", action="store_true", help="replace an output written with other settings")
@@ -56,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     which.add_argument("--version", type=_versions, metavar="V",
                        help="registry version of both models, or correction=V1,downscaling=V2")
     which.add_argument("--run-id", help="the MLflow run that trained (and registered) both models")
+    p.add_argument("--allow-synthetic-models", action="store_true", default=None,
+                   help="run models trained without a real satellite (synthetic data, or a satellite simulated "
+                        "from radar) on real input; refused otherwise")
     p.add_argument("--correction-model", help="registered name (default precipdiff-correction)")
     p.add_argument("--downscaling-model", help="registered name (default precipdiff-downscaling)")
     p.add_argument("--steps", type=int, help="sampler steps (noise levels)")
@@ -81,10 +91,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def downscale(args: argparse.Namespace) -> int:
-    """Check the output, then ``kedro run --pipelines=inference`` with the options as runtime parameters."""
+    """Check the request and the output, then ``kedro run --pipelines=inference`` with the options as
+    runtime parameters. A request that cannot work is refused before a Kedro session or an MLflow run
+    exists (no torch either): it answers at once and leaves nothing behind."""
     try:
-        check_period(args.start, args.end)
         project = find_project(args.project)
+        check_request(args)
         output = check_writable(args.output)  # fail before Kedro starts (creates missing directories)
         params = runtime_params(args, output)
     except (OutputError, FileNotFoundError, ValueError) as exc:
@@ -98,7 +110,20 @@ def downscale(args: argparse.Namespace) -> int:
             raise
         return _fail(exc, args.debug)  # reported as one clear line; --debug for the traceback
     print(f"precipdiff downscale: wrote {output}")
+    for line in output_notes(output):
+        print(f"precipdiff downscale: note: {line}")
     return 0
+
+
+def output_notes(output: Path) -> list[str]:
+    """The lines of the output's ``precipdiff_notes`` attribute (training data, domain), if any."""
+    import xarray as xr
+
+    from precipdiff.pipelines.inference.nodes import NOTES_ATTR
+
+    with xr.open_dataset(output) as ds:
+        text = str(ds.attrs.get(NOTES_ATTR, "none"))
+    return [] if text == "none" else text.splitlines()
 
 
 def first_missing(folder: Path) -> Path | None:
@@ -119,6 +144,43 @@ def remove_if_unused(created: Path | None) -> None:
               file=sys.stderr)
         return
     shutil.rmtree(created, ignore_errors=True)
+
+
+OPTIONS = {"n_members": "--members", "member_seeds": "--member-seed", "tile": "--tile", "overlap": "--overlap",
+           "batch_size": "--batch-size", "precision": "--precision", "sampler.num_steps": "--steps",
+           "sampler.solver": "--solver", "sampler.S_churn": "--churn"}  # ChainSettings key -> option
+
+
+def check_request(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` naming the option that cannot work: the period, the box, the chain options
+    (members, seeds, sampler, tiles), the thresholds, and whether the input holds a complete hour
+    (from the IMERG file names or the NetCDF time axis; no field is read)."""
+    check_period(args.start, args.end)
+    if args.box is not None:
+        try:
+            snap_box(args.box, name="--box")
+        except ContractError as exc:
+            raise ValueError(str(exc)) from None
+    try:
+        ChainSettings.from_params(chain_options(args), "inference.chain")
+    except ChainSettingError as exc:
+        raise ValueError(f"{OPTIONS.get(exc.key, exc.key)} {exc.value!r}: expected {exc.expected}") from None
+    if args.thresholds is not None and (not args.thresholds or min(args.thresholds) < 0):
+        raise ValueError(f"--thresholds {args.thresholds}: expected rates >= 0 (mm/h)")
+    inputs = [Path(p).expanduser().absolute() for p in args.input]
+    for path in inputs:
+        if not path.exists():
+            raise FileNotFoundError(f"--input {path}: no such file or directory")
+    check_complete_hours(find_inputs(inputs), args.start, args.end)
+
+
+def chain_options(args: argparse.Namespace) -> dict:
+    """``inference.chain`` runtime parameters from the options given (absent: the configured ones)."""
+    sampler = {"num_steps": args.steps, "solver": args.solver, "S_churn": args.churn}
+    chain = {"n_members": args.members, "seed": args.seed, "member_seeds": args.member_seeds,
+             "sampler": _given(sampler), "tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size,
+             "device": args.device, "precision": args.precision, "compile": args.compile}
+    return _given(chain)
 
 
 def check_period(start: str | None, end: str | None) -> None:
@@ -166,15 +228,12 @@ def runtime_params(args: argparse.Namespace, output: Path) -> dict:
     for path in inputs:
         if not Path(path).exists():
             raise FileNotFoundError(f"--input {path}: no such file or directory")
-    sampler = {"num_steps": args.steps, "solver": args.solver, "S_churn": args.churn}
-    chain = {"n_members": args.members, "seed": args.seed, "member_seeds": args.member_seeds,
-             "sampler": _given(sampler), "tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size,
-             "device": args.device, "precision": args.precision, "compile": args.compile}  # inference.chain
     params = {
         "input": inputs, "output": str(output), "overwrite": bool(args.overwrite),
         "box": args.box, "start": args.start, "end": args.end,  # absent = the whole input
         "thresholds_mm_h": args.thresholds, "hours_per_chunk": args.hours_per_chunk, "threads": args.threads,
-        "progress": False if args.no_progress else None, "chain": _given(chain), "models": _models(args),
+        "progress": False if args.no_progress else None, "chain": chain_options(args), "models": _models(args),
+        "allow_synthetic_models": args.allow_synthetic_models,
     }
     keep_none = {"box", "start", "end"}
     return {"inference": {k: v for k, v in params.items() if k in keep_none or v not in (None, {})}}

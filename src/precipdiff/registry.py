@@ -19,16 +19,16 @@ The most specific choice wins, so a default alias (inference asks for ``champion
 otherwise) never hides an explicit version or run id. A request that matches nothing is a
 :class:`ModelNotFoundError` naming the model and listing what exists (versions, runs, aliases).
 
-**One load path**: :func:`load_version` downloads the version's artifacts (``model_config.json``
-+ ``state_dict.pt``) and rebuilds the model with
-:meth:`~precipdiff.training.artifact.TrainedModel.load` (``torch.load(..., weights_only=True)``):
+**One load path**: :func:`load_version` downloads the version's artifacts (``model_config.json``,
+``model_card.json`` + ``state_dict.pt``) and rebuilds the model with
+:meth:`~precipdiff.model_card.TrainedModel.read` (the card validated first, then
+``torch.load(..., weights_only=True)``; a version registered before model cards is refused):
 no pickled code and no pyfunc environment (the pyfunc wrapper, for ``mlflow models serve``, reads
 the same two files with the same function).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import mlflow
@@ -36,7 +36,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.model_card import ModelCardError, Registration, TrainedModel
 
 
 class ModelNotFoundError(LookupError):
@@ -103,12 +103,18 @@ def _versions(client: MlflowClient, name: str) -> list[ModelVersion]:
 
 
 def load_version(mv: ModelVersion, alias: str | None = None) -> TrainedModel:
-    """Rebuild a registered version from its artifacts; ``info['registered']`` records where it came from."""
+    """Rebuild a registered version from its artifacts; ``registered`` records where it came from.
+
+    Raises :class:`~precipdiff.model_card.ModelCardError` naming the version when its model card is
+    missing (registered before model cards), of another schema version, or invalid.
+    """
     root = Path(mlflow.artifacts.download_artifacts(f"models:/{mv.name}/{mv.version}"))
-    meta = json.loads((root / "artifacts" / "model_config.json").read_text())
-    trained = TrainedModel.load(meta["config"], root / "artifacts" / "state_dict.pt", meta.get("info"))
-    trained.info["registered"] = {"name": mv.name, "version": str(mv.version), "run_id": mv.run_id,
-                                  "alias": alias if alias in (mv.aliases or []) else None}
+    try:
+        trained = TrainedModel.read(root / "artifacts")
+    except ModelCardError as exc:
+        raise ModelCardError(f"registered model {mv.name!r} version {mv.version}: {exc}") from None
+    trained.registered = Registration(mv.name, str(mv.version), mv.run_id,
+                                      alias if alias in (mv.aliases or []) else None)
     return trained
 
 

@@ -1,10 +1,17 @@
 """Kedro project settings. kedro-mlflow registers its hooks through its plugin entry point."""
 
+import os
 from pathlib import Path
 
 from kedro.config import OmegaConfigLoader
 
 from precipdiff.hooks import InterruptHooks
+
+# No project command reaches the network on its own: MLflow 3's usage telemetry (a request to
+# config.mlflow-telemetry.io at the first tracked call) is off unless the environment says otherwise.
+# Set here, before any hook calls MLflow (it checks the variable at every call); kedro-telemetry is
+# off through the project's .telemetry file.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 # Ctrl-C always stops a run with a non-zero status; stale temporary files are removed (hooks.py)
 HOOKS = (InterruptHooks(),)

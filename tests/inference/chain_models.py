@@ -10,7 +10,7 @@ from torch import nn
 
 from precipdiff.nn import build_model, model_config
 from precipdiff.nn.residual import ResidualModel
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.model_card import Conditioning, Domain, ModelCard, Provenance, TrainedModel
 
 CHANNELS = ["base", "lat", "lon"]
 COND_MEAN, COND_STD = [0.5, 47.2, -122.2], [0.5, 0.2, 0.2]
@@ -30,15 +30,19 @@ class PixelNet(nn.Module):
                 + self.w[3] * x[:, 3:4]) * (1 + 0.1 * torch.tanh(s))
 
 
-def info(stage: str, objective: str = "edm", domain: dict | None = None) -> dict:
-    return {"stage": stage, "objective": objective, "transform": "log1p", "channels": CHANNELS,
-            "upsampling": "bilinear", "sampler": {"num_steps": 3},
-            "domain": domain or {"lat_min": 47.05, "lat_max": 47.35, "lon_min": -122.35, "lon_max": -122.05}}
+def card(stage: str, objective: str = "edm", domain: Domain | None = None, source: str = "synthetic") -> ModelCard:
+    return ModelCard(stage=stage, objective=objective, transform="log1p", upsampling="bilinear",
+                     residual_base="input" if objective == "edm" else None,
+                     sampler={"num_steps": 3} if objective == "edm" else {},
+                     conditioning=Conditioning(tuple(CHANNELS[1:])),
+                     provenance=Provenance(source=source, domain=domain or Domain(47.05, 47.35, -122.35, -122.05),
+                                           period=("2022-10-01T01:00Z", "2022-10-21T12:00Z"),
+                                           data_fingerprint="abc123"))
 
 
-def pixel_model(stage: str) -> TrainedModel:
+def pixel_model(stage: str, source: str = "synthetic") -> TrainedModel:
     model = ResidualModel(PixelNet(), "edm", COND_MEAN, COND_STD, residual_scale=0.5, sigma_data=1.0)
-    return TrainedModel({}, model.eval(), info(stage))
+    return TrainedModel({}, model.eval(), card(stage, source=source))
 
 
 def unet_model(stage: str, seed: int, objective: str = "edm") -> TrainedModel:
@@ -51,7 +55,7 @@ def unet_model(stage: str, seed: int, objective: str = "edm") -> TrainedModel:
         for name, p in model.named_parameters():
             if p.ndim > 1:
                 p.normal_(0.0, 0.6 / np.sqrt(p[0].numel()))
-    return TrainedModel(cfg, model.eval(), info(stage, objective))
+    return TrainedModel(cfg, model.eval(), card(stage, objective))
 
 
 def grids(h: int, w: int, lat0: float = 47.0, lon0: float = -122.4):

@@ -115,3 +115,26 @@ def test_file_whose_name_and_content_disagree_is_refused(imerg_dir):
     with pytest.raises(ReaderError, match="name says the half hour starts 2023-06-30 23:30:00") as info:
         read_satellite(find_inputs(imerg_dir), BOX, progress=False)
     assert moved.name in str(info.value) and "says 2023-07-01 00:00:00" in str(info.value)
+
+
+def test_one_half_hour_alone_names_the_hour_both_half_hours_and_the_file(tmp_path):
+    """Issue #23: a single half hour can never make an hour; the error says which two it needs."""
+    lat, lon = grid_for_box(REGION, "satellite")
+    start = pd.Timestamp("2023-07-01T00:00")
+    path = write_imerg_v07(tmp_path, start, lat, lon, field(lat, lon, 0))
+    with pytest.raises(InputError) as info:
+        read_satellite(find_inputs(tmp_path), BOX, progress=False)
+    message = str(info.value)
+    assert "The hour ending 2023-07-01T01:00 needs the half hours starting 00:00 and 00:30" in message
+    assert f"found the one starting 2023-07-01T00:00 ({path.name})" in message
+    assert "no file for the one starting 2023-07-01T00:30" in message
+    assert "labelled by its end" in message
+
+
+def test_the_second_half_hour_alone_names_the_missing_first(tmp_path):
+    lat, lon = grid_for_box(REGION, "satellite")
+    path = write_imerg_v07(tmp_path, pd.Timestamp("2023-07-01T00:30"), lat, lon, field(lat, lon, 0))
+    with pytest.raises(InputError) as info:
+        read_satellite(find_inputs(tmp_path), BOX, progress=False)
+    assert (f"The hour ending 2023-07-01T01:00 needs the half hours starting 00:00 and 00:30: found the one "
+            f"starting 2023-07-01T00:30 ({path.name}), no file for the one starting 2023-07-01T00:00") in str(info.value)

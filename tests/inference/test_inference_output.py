@@ -54,6 +54,23 @@ def test_hour_dataset_is_cf_with_mean_and_exceedance_probabilities():
     assert list(ds["member_seed"].values) == SEEDS
 
 
+def test_the_corrected_field_is_named_and_attributed_as_the_cell_maximum_beside_the_cell_mean():
+    """Issue #23: the correction model estimates the radar MAX-pooled to 0.1°, so its output is named
+    and attributed so (CF-1.8 §7.3 ``area: maximum``); the mean-consistent 0.1° field is the members'
+    area mean."""
+    ds = fake_hours(HOURS[:1])
+    corrected = ds["corrected_precipitation_max"]
+    assert "area: maximum" in corrected.attrs["cell_methods"] and "maximum" in corrected.attrs["long_name"]
+    assert "corrected_precipitation" not in ds
+    cell_mean = ds["precipitation_cell_mean"]
+    assert cell_mean.dims == ("time", "member", "lat_sat", "lon_sat")
+    assert cell_mean.attrs["cell_methods"] == "time: mean area: mean"
+    members = ds["precipitation"].values  # member 1 of hour 1: 2 × ramp; the block (row 1, col 2) by hand
+    np.testing.assert_allclose(cell_mean.values[0, 1, 1, 2], members[0, 1, 10:20, 20:30].mean(), rtol=1e-6)
+    # totals agree: the cell means average to the 1 km mean
+    np.testing.assert_allclose(cell_mean.values.mean(axis=(2, 3)), members.mean(axis=(2, 3)), rtol=1e-6)
+
+
 def test_nan_input_gives_nan_mean_and_probability():
     members = np.ones((1, 2, 20, 30))
     members[0, 1, 3, 4] = np.nan
@@ -76,7 +93,8 @@ def test_store_streams_hours_and_consolidates(tmp_path):
         enc = ds["precipitation"].encoding
         assert enc["zlib"] and enc["chunksizes"] == (1, 1, 20, 30)
         assert ds.attrs["title"] == "test" and "precipdiff_signature" in ds.attrs
-        assert ds.attrs["time_coverage_start"] == "2023-07-01 00:00:00"
+        assert ds.attrs["time_coverage_start"] == "2023-07-01T00:00:00Z"  # ISO 8601 (ACDD-1.3)
+        assert ds.attrs["time_coverage_end"] == f"{HOURS[-1]:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def test_crash_leaves_no_corrupt_file_and_rerun_skips_written_hours(tmp_path):

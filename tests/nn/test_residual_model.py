@@ -1,4 +1,5 @@
-"""ResidualModel: normalisation, config round trip, ensemble shapes and units."""
+"""ResidualModel: normalisation, config round trip, ensemble shapes and units (sampled through the
+one sampling path, :mod:`precipdiff.nn.sampling`)."""
 
 import json
 
@@ -6,6 +7,13 @@ import pytest
 import torch
 
 from precipdiff.nn.residual import build_model, model_config, with_mean
+from precipdiff.nn.sampling import COARSE, predict, sample_members
+
+
+def sample(model, cond, members, seed=0, precision="auto", **sampler):
+    """``members`` residual members of each sample of ``cond`` (hour keys 0, 1, …)."""
+    return sample_members(model, cond, sampler, list(range(seed, seed + members)), list(range(len(cond))), COARSE,
+                          precision=precision)
 
 UNET = {"base_channels": 8, "channel_mult": (1, 2), "attn_levels": (1,)}
 
@@ -38,35 +46,26 @@ def test_config_is_json_and_rebuild_reproduces_outputs(objective):
     clone.load_state_dict(model.state_dict())
     cond = torch.randn(2, 2, 9, 11)
     if objective == "edm":
-        a = model.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4)
-        b = clone.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4)
+        a, b = sample(model, cond, 3, num_steps=4), sample(clone, cond, 3, num_steps=4)
     else:
-        a, b = model.predict(cond), clone.predict(cond)
+        a, b = predict(model, cond), predict(clone, cond)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
 def test_sample_shape_members_differ_and_scale_applies():
     cond = torch.randn(2, 2, 9, 11)
     small, large = _model("edm", scale=1.0), _model("edm", scale=3.0)
-    a = small.sample(cond, 4, torch.Generator().manual_seed(1), num_steps=5)
-    b = large.sample(cond, 4, torch.Generator().manual_seed(1), num_steps=5)
+    a = sample(small, cond, 4, seed=1, num_steps=5)
+    b = sample(large, cond, 4, seed=1, num_steps=5)
     assert a.shape == (2, 4, 1, 9, 11)
     assert not torch.allclose(a[:, 0], a[:, 1])
     torch.testing.assert_close(b, 3.0 * a)  # residual_scale only rescales the output
 
 
-def test_objectives_guard_their_methods():
-    with pytest.raises(TypeError, match="predict"):
-        _model("regression").sample(torch.zeros(1, 2, 4, 4))
-    with pytest.raises(TypeError, match="sample"):
-        _model("edm").predict(torch.zeros(1, 2, 4, 4))
-    assert _model("regression").predict(torch.zeros(1, 2, 5, 6)).shape == (1, 1, 5, 6)
-
-
 def test_bf16_sampling_on_cpu_is_close_to_fp32():
     model, cond = _model("edm"), torch.randn(1, 2, 8, 8)
-    fp32 = model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=4)
-    bf16 = model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=4, bf16=True)
+    fp32 = sample(model, cond, 2, precision="fp32", num_steps=4)
+    bf16 = sample(model, cond, 2, precision="bf16", num_steps=4)
     assert not torch.equal(fp32, bf16)
     torch.testing.assert_close(bf16, fp32, rtol=0.05, atol=0.05)
 
@@ -80,14 +79,13 @@ def test_regression_base_adds_the_mean_to_every_member_and_round_trips():
                            sigma_data=1.0)
     based, based_cfg = with_mean(edm, cfg, reg, reg_cfg)
     cond = torch.randn(2, 2, 9, 11)
-    plain = edm.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4)
-    total = based.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4)
-    torch.testing.assert_close(total, plain + reg.predict(cond)[:, None], rtol=1e-5, atol=1e-6)
+    plain = sample(edm, cond, 3, num_steps=4)
+    total = sample(based, cond, 3, num_steps=4)
+    torch.testing.assert_close(total, plain + predict(reg, cond)[:, None], rtol=1e-5, atol=1e-6)
     assert any(k.startswith("mean.") for k in based.state_dict())
     clone = build_model(json.loads(json.dumps(based_cfg)))  # what both MLflow load paths do
     clone.load_state_dict(based.state_dict())
-    torch.testing.assert_close(clone.sample(cond, 3, torch.Generator().manual_seed(0), num_steps=4), total,
-                               rtol=0, atol=0)
+    torch.testing.assert_close(sample(clone, cond, 3, num_steps=4), total, rtol=0, atol=0)
 
 
 def test_a_mean_must_be_a_regression_under_a_diffusion_model():

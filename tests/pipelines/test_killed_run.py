@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
 from precipdiff.registry import load_version
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.model_card import TrainedModel
 from precipdiff.training.checkpoint import load_checkpoint
 from tests import paused_run
 from tests.conftest import make_project_copy, run_kedro
@@ -94,7 +94,8 @@ def uninterrupted_models(tmp_path_factory) -> dict[str, TrainedModel]:
 
 
 def assert_same_model(model: TrainedModel, reference: TrainedModel, what: str) -> None:
-    assert model.info["data_fingerprint"] == reference.info["data_fingerprint"], f"{what}: trained on other data"
+    assert model.card.provenance.data_fingerprint == reference.card.provenance.data_fingerprint, \
+        f"{what}: trained on other data"
     assert model.config == reference.config, what
     ours, theirs = model.model.state_dict(), reference.model.state_dict()
     assert list(ours) == list(theirs), what

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from precipdiff.inference.chain import residual_sampler
+from precipdiff.model_card import ModelCard, TrainedModel
 from precipdiff.nn import build_model, model_config
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.nn.sampling import residual_sampler
 from precipdiff.training.sampler_selection import (band_ratios, choose, network_calls, score_settings, wettest_tiles,
                                                    worst_band)
 
@@ -17,8 +17,8 @@ def gaussian_model(sigma_data: float = 1.0) -> TrainedModel:
     D(x; σ) = c_skip x = x σ_d² / (σ² + σ_d²): the exact denoiser of white N(0, σ_d²) data."""
     cfg = model_config("edm", 1, {"base_channels": 8, "channel_mult": [1, 2], "attn_levels": []},
                        cond_mean=[0.0], cond_std=[1.0], residual_scale=1.0, sigma_data=sigma_data)
-    info = {"channels": ["base"], "transform": "none", "residual": "transformed", "sampler": {}}
-    return TrainedModel(cfg, build_model(cfg).eval(), info)
+    card = ModelCard(stage="downscaling", objective="edm", transform="none", residual_base="input")
+    return TrainedModel(cfg, build_model(cfg).eval(), card)
 
 
 def test_the_known_best_sampler_is_chosen():
@@ -34,8 +34,8 @@ def test_the_known_best_sampler_is_chosen():
     grid = [{"num_steps": 1, "sigma_max": 80.0, "solver": "euler"},
             {"num_steps": 18, "sigma_max": 0.3, "solver": "heun"},
             {"num_steps": 18, "sigma_max": 80.0, "solver": "heun"}]
-    sample = lambda s, c, z: residual_sampler(model, torch.device("cpu"), s)(c, z)  # noqa: E731
-    table = score_settings(sample, grid, cond, base, target, model.info, members=4, seed=1, pixel_km=1.0,
+    sample = lambda s, c, z: residual_sampler(model.model, s)(c, z)  # noqa: E731
+    table = score_settings(sample, grid, cond, base, target, "none", "transformed", members=4, seed=1, pixel_km=1.0,
                            psd_bands_km={"psd_ratio_2_4km": [2.0, 4.0], "psd_ratio_4_8km": [4.0, 8.0]})
     exact = table.iloc[2]
     assert 0.9 < exact["spread_skill_ratio"] < 1.1 and 0.9 < exact["psd_ratio"] < 1.1

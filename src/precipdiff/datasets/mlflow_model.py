@@ -3,9 +3,10 @@
 Why not kedro-mlflow's ``MlflowModelTrackingDataset``: with ``mlflow.pytorch`` MLflow 3 either
 pickles the module or exports it with ``torch.export`` (fixed input shapes, no ``sample``
 method). We log a pyfunc model *from code* (:mod:`precipdiff.serving.pyfunc_model`) whose artifacts
-are the ``state_dict`` (loaded with ``weights_only=True``) and the JSON ``model_config`` — nothing is
-unpickled on load — with an input example and signature, and register it under
-``registered_model_name``.
+are the ``state_dict`` (loaded with ``weights_only=True``), the JSON ``model_config`` and the
+:class:`~precipdiff.model_card.ModelCard` (``model_card.json``) — nothing is unpickled on load —
+with an input example and a signature (its params: members, seed, hour keys, sampler), and register
+it under ``registered_model_name``.
 
 Loading returns the model saved earlier in the same run if any, else the registry version that
 ``load_args`` (``version``, ``run_id``, ``alias``; none = the latest) ask for, with the one
@@ -24,26 +25,38 @@ from typing import Any
 
 import mlflow
 import numpy as np
-import torch
 from kedro.io import AbstractDataset, DatasetError
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
 
 from precipdiff import registry
+from precipdiff.model_card import ModelCard, Registration, TrainedModel
 from precipdiff.serving import pyfunc_model
-from precipdiff.training.artifact import TrainedModel
 
 log = logging.getLogger(__name__)
 PIP_REQUIREMENTS = ["torch==2.13.0", "numpy", "mlflow", "precipdiff"]
 
 
-def version_tags(info: dict) -> dict[str, str]:
-    """The provenance tags of a registered version: stage, objective, transform, residual, data
-    fingerprint, ``residual_base`` (diffusion models: input | regression, the bundled CorrDiff mean)
-    and the sampler it ships with (chosen on validation, ``pipelines/residual_training.select_sampler``)."""
-    tags = {key: str(info.get(key)) for key in ("stage", "objective", "transform", "residual", "data_fingerprint")}
-    if "residual_base" in info:
-        tags["residual_base"] = str(info["residual_base"])
-    tags["sampler"] = json.dumps(info.get("sampler", {}), sort_keys=True)
+def version_tags(card: ModelCard) -> dict[str, str]:
+    """The provenance tags of a registered version, from its card: stage, objective, transform,
+    residual, data fingerprint, ``residual_base`` (diffusion models: input | regression, the bundled
+    CorrDiff mean), the sampler it ships with (chosen on validation,
+    ``pipelines/residual_training.select_sampler``) and the card's schema version."""
+    tags = {"stage": card.stage, "objective": card.objective, "transform": card.transform, "residual": card.residual,
+            "data_fingerprint": str(card.provenance.data_fingerprint), "model_card_schema": str(card.schema_version)}
+    if card.residual_base is not None:
+        tags["residual_base"] = card.residual_base
+    tags["sampler"] = json.dumps(card.sampler, sort_keys=True)
+    tags["training_source"] = str(card.provenance.source)  # what it learnt from (#23)
+    tags["training_data"] = card.provenance.describe()
     return tags
+
+
+def signature(channels: int) -> ModelSignature:
+    """Condition ``(batch, channels, lat, lon)`` float32 of any batch and size (the U-Nets are fully
+    convolutional) and the pyfunc's params (:data:`~precipdiff.serving.pyfunc_model.PARAMS`)."""
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1))]),
+                          params=pyfunc_model.PARAMS)
 
 
 class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
@@ -75,24 +88,21 @@ class MlflowResidualModelDataset(AbstractDataset[TrainedModel, TrainedModel]):
             log.warning("%s: no active MLflow run; the model is kept in memory only", self._registered)
             return
         with tempfile.TemporaryDirectory() as tmp:
-            weights, meta = Path(tmp) / "state_dict.pt", Path(tmp) / "model_config.json"
-            torch.save(data.model.state_dict(), weights)
-            meta.write_text(json.dumps({"config": data.config, "info": data.info}, indent=1))
+            artifacts = data.write(tmp)
             example = np.zeros((1, data.config["cond_channels"], 8, 8), np.float32)
             # MLflow registers the version only once the artifacts are uploaded, and creates it with
             # these tags in one transaction: a run killed at any point leaves no version, or a
             # complete and tagged one (tests/pipelines/test_killed_run.py)
             info = mlflow.pyfunc.log_model(
                 name=self._name, python_model=Path(pyfunc_model.__file__),
-                artifacts={"state_dict": str(weights), "model_config": str(meta)},
-                input_example=example, registered_model_name=self._registered, tags=version_tags(data.info),
+                artifacts=artifacts, input_example=example, signature=signature(data.config["cond_channels"]),
+                registered_model_name=self._registered, tags=version_tags(data.card),
                 pip_requirements=PIP_REQUIREMENTS,
             )
         version = getattr(info, "registered_model_version", None)
         if version is not None:
-            data.info["registered"] = {"name": self._registered, "version": str(version),
-                                       "run_id": mlflow.active_run().info.run_id}
-            mlflow.set_tag(f"{self._name}.data_fingerprint", data.info.get("data_fingerprint"))
+            data.registered = Registration(self._registered, str(version), mlflow.active_run().info.run_id)
+            mlflow.set_tag(f"{self._name}.data_fingerprint", data.card.provenance.data_fingerprint)
 
     def load(self) -> TrainedModel:
         if self._last is not None:

@@ -98,11 +98,15 @@ def read_satellite(paths: Sequence[Path], box: Mapping[str, float] | None = None
         halfhours, report = _read_imerg(imerg, box, start, end, progress)
     else:
         halfhours, report = _read_canonical(canonical, box), {"files": len(canonical), "kind": "canonical NetCDF"}
-    hourly, report["hours_dropped_incomplete"] = _to_hours(halfhours)
+    hourly, report["hours_dropped_incomplete"] = _to_hours(halfhours, half_hourly=bool(imerg))
     hourly = hourly.sel(time=slice(start, end))
+    incomplete = incomplete_hours(pd.DatetimeIndex(halfhours["time"].values), report.pop("half_hour_files", {}),
+                                  start, end, half_hourly=bool(imerg))
     if hourly.sizes["time"] == 0:
-        raise InputError(f"inference: no complete hour in {start or 'the start'} … {end or 'the end'} in "
-                         f"the input ({report['files']} files, {_period(halfhours)})")
+        raise _no_complete_hour(start, end, report["files"], _period(halfhours), incomplete)
+    if incomplete:
+        log.warning("inference input: %d hour(s) skipped, a half hour is missing: %s", len(incomplete),
+                    "; ".join(incomplete[:5]))
     hourly, report["qc_cells_above_max_rate"] = _qc(hourly, max_rate_mm_h)
     report["hours"] = int(hourly.sizes["time"])
     report["missing_hours"] = [str(h) for h in _missing_hours(hourly, start, end)]
@@ -124,7 +128,80 @@ def _read_imerg(paths: Sequence[Path], box, start, end, progress: bool) -> tuple
         raise InputError(f"inference.input: several files hold the half hour ending {dup}: {names} "
                          "(e.g. Early and Final runs mixed); keep one run")
     ds.attrs["source_files"] = str(len(wanted))
-    return ds, {"files": len(wanted), "files_skipped_by_name": len(paths) - len(wanted), "kind": "IMERG"}
+    names = {t: p.name for p, part in zip(wanted, parts) for t in pd.DatetimeIndex(part["time"].values)}
+    return ds, {"files": len(wanted), "files_skipped_by_name": len(paths) - len(wanted), "kind": "IMERG",
+                "half_hour_files": names}
+
+
+HOUR_LABELS = ("An hour is labelled by its end (UTC): the hour ending HH+1:00 is the mean of the two IMERG half "
+               "hours starting HH:00 and HH:30.")
+
+
+def incomplete_hours(times: pd.DatetimeIndex, files: Mapping[pd.Timestamp, str], start=None, end=None,
+                     half_hourly: bool = True) -> list[str]:
+    """One sentence per hour in ``start … end`` that has one of its two half hours but not the other:
+    the hour, the half hour found (and its file, from ``files``: half-hour end → file name) and the
+    one missing. Hourly input (not ``half_hourly`` and every time on :00) gives none."""
+    if not half_hourly and not ((times.minute != 0) | (times.second != 0)).any():
+        return []  # hourly NetCDF input
+    present, out = set(times), []
+    for hour in times.ceil("h").unique().sort_values():
+        if (start is not None and hour < start) or (end is not None and hour > end):
+            continue
+        halves = [hour - HALF_HOUR, hour]  # the half hours ending H − 30 min and H, i.e. starting H − 1 h and H − 30 min
+        if all(h in present for h in halves):
+            continue
+        found = [f"{h - HALF_HOUR:%Y-%m-%dT%H:%M} ({files.get(h, 'in the input')})" for h in halves if h in present]
+        missing = [f"{h - HALF_HOUR:%Y-%m-%dT%H:%M}" for h in halves if h not in present]
+        out.append(f"the hour ending {hour:%Y-%m-%dT%H:%M} needs the half hours starting "
+                   f"{halves[0] - HALF_HOUR:%H:%M} and {halves[1] - HALF_HOUR:%H:%M}: found the one starting "
+                   f"{', '.join(found)}, no file for the one starting {', '.join(missing)}")
+    return out
+
+
+def check_complete_hours(paths: Sequence[Path], start=None, end=None) -> pd.DatetimeIndex | None:
+    """The complete hours in ``start … end`` the input promises, without reading any field (IMERG:
+    from the file names; canonical NetCDF: from the time axis); ``None`` if a name tells no time.
+
+    Hour ``H`` is complete with the half hours ending ``H − 30 min`` and ``H`` (as :func:`read_satellite`;
+    IMERG files are always half hours). Raises :class:`InputError` (as :func:`read_satellite` would,
+    later) when there is none, naming the incomplete hours, their two half hours and the files found.
+    """
+    start = None if start is None else pd.Timestamp(start)
+    end = None if end is None else pd.Timestamp(end)
+    canonical = [p for p in paths if is_canonical_netcdf(p)]
+    try:
+        named = {end_time(p): p.name for p in paths if p not in set(canonical)}
+    except ReaderError:
+        return None
+    ends = list(named)
+    for path in canonical:
+        with xr.open_dataset(path) as ds:
+            ends += list(pd.DatetimeIndex(ds["time"].values))
+    times = pd.DatetimeIndex(sorted(set(ends)))
+    on_hour = (times.minute == 0) & (times.second == 0)
+    half_hourly = bool(named) or bool((~on_hour).any())
+    hourly = times[on_hour & times.isin(times + HALF_HOUR)] if half_hourly else times
+    keep = np.ones(len(hourly), bool)
+    if start is not None:
+        keep &= hourly >= start
+    if end is not None:
+        keep &= hourly <= end
+    hours = hourly[keep]
+    if len(hours) == 0:
+        period = "no time at all" if times.empty else f"{times.min()} … {times.max()}"
+        raise _no_complete_hour(start, end, len(paths), period,
+                                incomplete_hours(times, named, start, end, half_hourly=half_hourly))
+    return hours
+
+
+def _no_complete_hour(start, end, files: int, period: str, incomplete: Sequence[str] = ()) -> InputError:
+    """The error of an input with no complete hour: the period, how hours are labelled, and each
+    incomplete hour with the two half hours it needs and the file found."""
+    asked = "the input" if start is None and end is None else f"{start or 'the start'} … {end or 'the end'}"
+    detail = "; ".join(incomplete) or "no half hour of the input falls in that period"
+    return InputError(f"inference: no complete hour in {asked} ({files} file(s), data ending {period}). "
+                      f"{HOUR_LABELS} {detail[0].upper()}{detail[1:]}.")
 
 
 def _may_contribute(path: Path, start, end) -> bool:
@@ -157,10 +234,11 @@ def _read_canonical(paths: Sequence[Path], box) -> xr.Dataset:
     return parts[0] if len(parts) == 1 else xr.concat(parts, dim="time").sortby("time")
 
 
-def _to_hours(ds: xr.Dataset) -> tuple[xr.Dataset, int]:
-    """Half-hourly data (any time on :30) → hours with :func:`halfhours_to_hours`; hourly unchanged."""
+def _to_hours(ds: xr.Dataset, half_hourly: bool = False) -> tuple[xr.Dataset, int]:
+    """Half-hourly data (IMERG files always; a NetCDF with any time on :30) → hours with
+    :func:`halfhours_to_hours`; hourly unchanged. (An IMERG half hour ending on :00 alone is half an hour.)"""
     times = pd.DatetimeIndex(ds["time"].values)
-    if (times.minute != 0).any() or (times.second != 0).any():
+    if half_hourly or (times.minute != 0).any() or (times.second != 0).any():
         return halfhours_to_hours(ds)
     return ds, 0
 

@@ -8,7 +8,9 @@ variable                        dims                             content
 ``precipitation``               (time, member, lat, lon)         ensemble members, mm h-1, 0.01°
 ``precipitation_mean``          (time, lat, lon)                 ensemble mean, mm h-1
 ``probability_of_exceedance``   (time, threshold, lat, lon)      fraction of members with rate ≥ threshold
-``corrected_precipitation``     (time, member, lat_sat, lon_sat) the correction model's 0.1° members
+``corrected_precipitation_max`` (time, member, lat_sat, lon_sat) the correction model's 0.1° members: the
+                                                                 MAXIMUM of the 1 km rates in each 0.1° cell
+``precipitation_cell_mean``     (time, member, lat_sat, lon_sat) the 1 km members averaged over each 0.1° cell
 ``satellite_precipitation``     (time, lat_sat, lon_sat)         the input on its own 0.1° grid, mm h-1
 ``member_seed``                 (member)                         seed of each member's latents
 ``clipped_cells``               (time)                           member cells clipped at the runaway bound
@@ -51,6 +53,7 @@ from precipdiff.inference.selfcheck import product_problems
 
 log = logging.getLogger(__name__)
 SIGNATURE_ATTR = "precipdiff_signature"
+PRODUCT_VERSION = 2  # of the file layout (2: corrected_precipitation_max, precipitation_cell_mean), in the signature
 CHUNK_CELLS = 512  # spatial chunk side of the output variables (cells)
 _TIME_ENCODING = {"units": "hours since 1970-01-01 00:00:00", "calendar": "standard", "dtype": "int64"}
 
@@ -80,6 +83,8 @@ def hour_dataset(times, members_mm_h: np.ndarray, corrected_mm_h: np.ndarray, sa
                  fine_grid: tuple[np.ndarray, np.ndarray], coarse_grid: tuple[np.ndarray, np.ndarray],
                  seeds: Sequence[int], thresholds_mm_h: Sequence[float]) -> xr.Dataset:
     """One or more hours of the product (see the module docstring) from ``(T, M, H, W)`` members in mm/h."""
+    from precipdiff.data.transforms import pool  # here: the CLI's early checks import this module without torch
+
     lat, lon = fine_grid
     lat_s, lon_s = coarse_grid
     times = np.asarray(times, dtype="datetime64[ns]")
@@ -96,9 +101,15 @@ def hour_dataset(times, members_mm_h: np.ndarray, corrected_mm_h: np.ndarray, sa
             "probability_of_exceedance": (("time", "threshold", "lat", "lon"), prob.astype(np.float32), {
                 "long_name": "fraction of ensemble members with precipitation rate >= threshold",
                 "units": "1", "valid_range": np.array([0.0, 1.0], np.float32), "grid_mapping": "crs"}),
-            "corrected_precipitation": (("time", "member", "lat_sat", "lon_sat"),
-                                        np.asarray(corrected_mm_h, np.float32), _rate_attrs(
-                "correction-model ensemble member precipitation rate, 0.1 degree (hourly mean)")),
+            # the correction model's target is the radar max-pooled to 0.1° (preprocessing.pooling: max)
+            "corrected_precipitation_max": (("time", "member", "lat_sat", "lon_sat"),
+                                            np.asarray(corrected_mm_h, np.float32), _rate_attrs(
+                "correction-model ensemble member estimate of the maximum 0.01 degree precipitation rate "
+                "(hourly mean) within each 0.1 degree cell; not an area mean: use precipitation_cell_mean "
+                "for totals", CELL_MAX)),
+            "precipitation_cell_mean": (("time", "member", "lat_sat", "lon_sat"), pool(members, "mean"), _rate_attrs(
+                "ensemble member precipitation rate (hourly mean) averaged over each 0.1 degree cell "
+                "(area mean of the 0.01 degree members; consistent with their totals)", "time: mean area: mean")),
             "satellite_precipitation": (("time", "lat_sat", "lon_sat"), np.asarray(satellite_mm_h, np.float32),
                                         _rate_attrs("input satellite precipitation rate, 0.1 degree (hourly mean)")),
             "member_seed": (("member",), np.asarray(seeds, np.int64), {
@@ -133,6 +144,10 @@ def with_clip_counts(ds: xr.Dataset, clipped: np.ndarray, clipped_corrected: np.
                                                                 "units": "1", "max_rate_mm_h": max_rate_mm_h}),
         clipped_corrected_cells=("time", np.asarray(clipped_corrected, np.int64),
                                  {"long_name": f"corrected-member {note}, 0.1 degree", "units": "1"}))
+
+
+# CF-1.8 §7.3 cell_methods (+ §7.3.3 comment in parentheses)
+CELL_MAX = "time: mean area: maximum (of the 0.01 degree cells within the 0.1 degree cell)"
 
 
 def _rate_attrs(long_name: str, cell_methods: str = "time: mean") -> dict:
@@ -315,14 +330,19 @@ def _global_attrs(ds: xr.Dataset, attrs: dict) -> dict:
     return {
         "Conventions": "CF-1.8",  # provenance() gives "CF-1.8, ACDD-1.3"; kept when present
         **attrs,
-        "time_coverage_start": str(times[0] - pd.Timedelta(hours=1)),
-        "time_coverage_end": str(times[-1]),
+        "time_coverage_start": iso8601(times[0] - pd.Timedelta(hours=1)),
+        "time_coverage_end": iso8601(times[-1]),
         "geospatial_lat_min": float(lat[0] - 0.005), "geospatial_lat_max": float(lat[-1] + 0.005),
         "geospatial_lon_min": float(lon[0] - 0.005), "geospatial_lon_max": float(lon[-1] + 0.005),
         "date_created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **{f"{name}_total": int(ds[name].sum()) for name in ("clipped_cells", "clipped_corrected_cells")
            if name in ds},
     }
+
+
+def iso8601(t) -> str:
+    """``2023-07-01T00:00:00Z``: ISO 8601 in UTC (ACDD-1.3 time_coverage_*)."""
+    return f"{pd.Timestamp(t):%Y-%m-%dT%H:%M:%SZ}"
 
 
 def _dumps(obj, indent: int | None = None) -> str:

@@ -23,7 +23,8 @@ import xarray as xr
 
 from precipdiff.data.contract import NEST, STANDARD_NAME, UNITS
 
-RATES = ("precipitation", "precipitation_mean", "corrected_precipitation", "satellite_precipitation")
+RATES = ("precipitation", "precipitation_mean", "corrected_precipitation_max", "precipitation_cell_mean",
+         "satellite_precipitation")
 REQUIRED_ATTRS = {
     **{name: {"units": UNITS, "standard_name": STANDARD_NAME} for name in RATES},
     "probability_of_exceedance": {"units": "1"},
@@ -67,16 +68,16 @@ def value_problems(ds: xr.Dataset) -> list[str]:
         "precipitation: negative rates": ds["precipitation"] < 0,
         f"precipitation: rates above the runaway bound {bound:g} mm h-1": ds["precipitation"] > bound,
         "precipitation_mean: infinite values": np.isinf(ds["precipitation_mean"]),
-        "corrected_precipitation: infinite or negative values": np.isinf(ds["corrected_precipitation"])
-        | (ds["corrected_precipitation"] < 0),
-        f"corrected_precipitation: rates above the runaway bound {bound:g} mm h-1":
-            ds["corrected_precipitation"] > bound,
+        "corrected_precipitation_max: infinite or negative values": np.isinf(ds["corrected_precipitation_max"])
+        | (ds["corrected_precipitation_max"] < 0),
+        f"corrected_precipitation_max: rates above the runaway bound {bound:g} mm h-1":
+            ds["corrected_precipitation_max"] > bound,
         "satellite_precipitation: infinite or negative values": np.isinf(ds["satellite_precipitation"])
         | (ds["satellite_precipitation"] < 0),
         "probability_of_exceedance: values outside [0, 1]": (ds["probability_of_exceedance"] < 0)
         | (ds["probability_of_exceedance"] > 1),
-        "corrected_precipitation: NaN members where the satellite input is valid":
-            ds["corrected_precipitation"].isnull() & ds["satellite_precipitation"].notnull(),
+        "corrected_precipitation_max: NaN members where the satellite input is valid":
+            ds["corrected_precipitation_max"].isnull() & ds["satellite_precipitation"].notnull(),
     }
     allowed = _fine_gap_footprint(ds)
     if allowed is not None:

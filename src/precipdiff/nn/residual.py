@@ -8,9 +8,10 @@ Physical (transformed-intensity) residual ``r`` and conditioning ``c`` enter as
 Two objectives share this wrapper and the :class:`~precipdiff.nn.unet.UNet`:
 
 * ``"edm"``: ``forward(x, σ, c_n) = D(x; σ)`` through :class:`~precipdiff.nn.precond.EDMPrecond`;
-  :meth:`ResidualModel.sample` draws an ensemble with :func:`~precipdiff.nn.sampler.edm_sampler`.
 * ``"regression"``: the same U-Net with a zero ``x`` slot and noise label 0 (so both objectives have
-  identical architectures and configs); :meth:`ResidualModel.predict` returns the mean residual.
+  identical architectures and configs), whose output is the mean residual.
+
+Sampling either kind is :mod:`precipdiff.nn.sampling`'s (the project's one sampling path).
 
 An ``"edm"`` model may carry a ``"regression"`` model as its ``mean`` (the CorrDiff residual base,
 Mardani et al. 2024, eq. 4: ``y = μ(c) + r`` with the diffusion model learning ``r``): its samples are
@@ -28,7 +29,6 @@ import torch
 from torch import nn
 
 from precipdiff.nn.precond import EDMPrecond
-from precipdiff.nn.sampler import edm_sampler
 from precipdiff.nn.unet import UNet
 
 OBJECTIVES = ("edm", "regression")
@@ -101,45 +101,6 @@ class ResidualModel(nn.Module):
         if self.mean is None:
             return 0.0
         return self.mean(None, None, self.mean.normalise_cond(cond)).float() * self.mean.residual_scale
-
-    @torch.inference_mode()
-    def sample(self, cond: torch.Tensor, n_members: int = 1, generator: torch.Generator | None = None, *,
-               bf16: bool | None = None, **sampler_kwargs) -> torch.Tensor:
-        """Ensemble of residuals ``(B, n_members, 1, H, W)`` in physical units for ``cond`` ``(B, C, H, W)``.
-
-        All members are denoised as one batch (``repeat_interleave`` on the batch axis). Latents and
-        churn noise come from ``generator`` (drawn on its device); ``sampler_kwargs`` go to
-        :func:`~precipdiff.nn.sampler.edm_sampler` (``num_steps``, ``sigma_max``, ``S_churn``, ``solver`` …).
-        ``bf16``: run the network under bf16 autocast (default: on CUDA only; on CPU it is ~2.5× faster).
-        """
-        if self.precond is None:
-            raise TypeError("ResidualModel.sample: this is a 'regression' model; use predict()")
-        b, _, h, w = cond.shape
-        cond_n = self.normalise_cond(cond).repeat_interleave(n_members, dim=0)
-        dtype = torch.float32 if cond.device.type == "mps" else torch.float64  # MPS has no float64
-        gen_device = generator.device if generator is not None else cond.device
-        latents = torch.randn(b * n_members, 1, h, w, generator=generator, device=gen_device).to(cond.device, dtype)
-        with _autocast(cond.device, bf16):
-            x = edm_sampler(self.precond, cond_n, latents, generator=generator, **sampler_kwargs)
-            base = self.mean_residual(cond)
-        x = (x.float() * self.residual_scale).reshape(b, n_members, 1, h, w)
-        return x + (base[:, None] if torch.is_tensor(base) else base)
-
-    @torch.inference_mode()
-    def predict(self, cond: torch.Tensor, *, bf16: bool | None = None) -> torch.Tensor:
-        """Regression residual ``(B, 1, H, W)`` in physical units for ``cond`` ``(B, C, H, W)``; bf16 as in sample."""
-        if self.precond is not None:
-            raise TypeError("ResidualModel.predict: this is an 'edm' model; use sample()")
-        with _autocast(cond.device, bf16):
-            out = self(None, None, self.normalise_cond(cond))
-        return out.float() * self.residual_scale
-
-
-def _autocast(device: torch.device, bf16: bool | None):
-    """bf16 autocast if ``bf16`` (``None``: on CUDA only); MPS always runs fp32."""
-    enabled = device.type == "cuda" if bf16 is None else bool(bf16) and device.type in ("cuda", "cpu")
-    return torch.autocast(device.type if device.type in ("cuda", "cpu") else "cpu", dtype=torch.bfloat16,
-                          enabled=enabled)
 
 
 def model_config(objective: str, cond_channels: int, unet: dict, *, cond_mean: Sequence[float],

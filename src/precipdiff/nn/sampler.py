@@ -7,6 +7,11 @@ from collections.abc import Callable
 
 import torch
 
+# the sampler vocabulary (SAMPLER_KEYS: the keyword arguments of edm_sampler a setting may give) is
+# torch-free, so the command line checks a request without importing torch
+from precipdiff.sampler_settings import (SAMPLER_KEYS, SOLVERS, SamplerSettingError, check_sampler,  # noqa: F401
+                                         network_calls)
+
 
 def sigma_steps(num_steps: int = 18, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0,
                 *, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:

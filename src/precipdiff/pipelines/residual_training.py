@@ -29,13 +29,15 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from precipdiff.data import transforms
 from precipdiff.datasets.metrics import metric_history, metric_series
-from precipdiff.inference.chain import pick_device, residual_sampler
+from precipdiff.inference.chain import hour_keys
+from precipdiff.model_card import RESIDUAL_BASES, Conditioning, Domain, ModelCard, Provenance, TrainedModel, iso_hour
 from precipdiff.nn.residual import with_mean
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.nn.sampling import pick_device, predict, residual_sampler, sample_members
+from precipdiff.seeds import member_seeds
 from precipdiff.training.launch import train_distributed
+from precipdiff.training.loop import train
 from precipdiff.training.sampler_selection import choose, score_settings, wettest_tiles
 from precipdiff.verification import correlation, crps_ensemble, mae, rmse
-from precipdiff.training.loop import train
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,7 @@ class TrainingPairs:
     upsampling: str
     residual_kind: str = "transformed"
     regions: np.ndarray | None = None
+    ingestion: dict | None = None  # the ingestion parameters the data came from (the models' provenance)
 
     def target(self, idx, residual: np.ndarray | None = None) -> np.ndarray:
         """``base + residual`` (transformed units) of the hours ``idx`` (``residual``: another one)."""
@@ -68,7 +71,7 @@ class TrainingPairs:
         return transforms.apply_residual(self.base[idx], res, self.residual_kind, self.transform)
 
 
-def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -> TrainingPairs:
+def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict, ingestion: dict | None) -> TrainingPairs:
     names = list(params.get("static_channels", []))
     lat, lon = ds["lat"].values, ds["lon"].values
     kind, name = params.get("residual", "transformed"), ds.attrs["transform"]
@@ -79,7 +82,7 @@ def _pairs(base: np.ndarray, target: np.ndarray, ds: xr.Dataset, params: dict) -
     return TrainingPairs(cond=cond, base=base[:, None], residual=residual,
                          times=ds["time"].values, split=split, lat=lat, lon=lon,
                          channels=["base", *names], transform=name, upsampling=ds.attrs["upsampling"],
-                         residual_kind=kind, regions=regions)
+                         residual_kind=kind, regions=regions, ingestion=ingestion)
 
 
 def held_out_regions(params: dict, regions: np.ndarray | None = None) -> list[str]:
@@ -96,23 +99,54 @@ def held_out_regions(params: dict, regions: np.ndarray | None = None) -> list[st
     return excluded
 
 
-def correction_pairs(coarse: xr.Dataset, params: dict) -> TrainingPairs:
+def correction_pairs(coarse: xr.Dataset, params: dict, ingestion: dict | None = None) -> TrainingPairs:
     """Satellite → radar pooled to 0.1°: residual = radar − satellite (transformed units)."""
-    return _pairs(coarse["satellite"].values, coarse["radar"].values, coarse, params)
+    return _pairs(coarse["satellite"].values, coarse["radar"].values, coarse, params, ingestion)
 
 
-def downscaling_pairs(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> TrainingPairs:
+def downscaling_pairs(coarse: xr.Dataset, fine: xr.Dataset, params: dict, ingestion: dict | None = None) -> TrainingPairs:
     """Radar 0.1° upsampled → radar 0.01°: residual = radar − upsampled (transformed units)."""
     base = transforms.upsample(coarse["radar"].values, 10, fine.attrs["upsampling"])
-    return _pairs(base, fine["radar"].values, fine, params)
+    return _pairs(base, fine["radar"].values, fine, params, ingestion)
 
 
-def _patch_table(patches: pd.DataFrame, params: dict) -> pd.DataFrame:
-    """Training/validation patches (none of a held-out region) with sampling weight = floor + wet fraction."""
+def _patch_table(patches: pd.DataFrame, params: dict, pairs: TrainingPairs) -> pd.DataFrame:
+    """Training/validation patches (none of a held-out region) with sampling weight = floor + wet fraction of the patch's
+    **condition** (``wet_weight_on: condition``, the default) or of its target (``target``).
+
+    Drawing patches by a property of the condition only changes how often each condition is seen,
+    not what the model learns to expect given it; drawing them by the target's wet fraction tilts
+    p(target | condition) towards rain (importance sampling on the target without re-weighting the
+    loss): the models then rain over a dry satellite (issue #23; docs/models.md, *Patch weights*).
+    """
     keep = patches[patches.split.isin(["train", "validation"])
                    & (patches.valid_fraction >= float(params["min_valid_fraction"]))
                    & ~patches["region"].astype(str).isin(held_out_regions(params))]
-    return keep.assign(weight=float(params["wet_weight_floor"]) + keep.wet_fraction)
+    on = params.get("wet_weight_on", "condition")
+    if on not in ("condition", "target"):
+        raise ValueError(f"{params['stage']}_training.wet_weight_on: expected 'condition' or 'target'; got {on!r}")
+    wet = keep.wet_fraction.to_numpy() if on == "target" else condition_wet_fraction(pairs, keep)
+    return keep.assign(weight=float(params["wet_weight_floor"]) + wet)
+
+
+def condition_wet_fraction(pairs: TrainingPairs, patches: pd.DataFrame, wet_mm_h: float = 0.1) -> np.ndarray:
+    """Share of each patch's base-condition cells at or above ``wet_mm_h`` (summed-area tables, vectorised,
+    ``chunk`` samples at a time so a large domain's tables never exist all at once)."""
+    thr = transforms.forward_transform(np.array(wet_mm_h, dtype=np.float32), pairs.transform)
+    t, r, c = (patches[k].to_numpy(np.int64) for k in ("sample_index", "row", "col"))
+    size = patches["size"].to_numpy(np.int64)
+    total, chunk = np.zeros(len(patches)), 256
+    _, h, w = pairs.cond[:, 0].shape
+    for start in range(0, len(pairs.cond), chunk):
+        rows = np.flatnonzero((t >= start) & (t < start + chunk))
+        if not rows.size:
+            continue
+        wet = np.nan_to_num(pairs.cond[start:start + chunk, 0]) >= thr
+        table = np.zeros((len(wet), h + 1, w + 1), np.int32)
+        table[:, 1:, 1:] = wet.cumsum(1, dtype=np.int32).cumsum(2, dtype=np.int32)
+        k, rr, cc, n = t[rows] - start, r[rows], c[rows], size[rows]
+        total[rows] = table[k, rr + n, cc + n] - table[k, rr, cc + n] - table[k, rr + n, cc] + table[k, rr, cc]
+    return total / (size * size).astype(np.float64)
 
 
 def data_fingerprint(pairs: TrainingPairs) -> str:
@@ -123,19 +157,22 @@ def data_fingerprint(pairs: TrainingPairs) -> str:
     return digest.hexdigest()[:16]
 
 
-def _info(pairs: TrainingPairs, params: dict, objective: str) -> dict:
-    base = {"residual_base": residual_base(params)} if objective == "edm" else {}
-    return {"stage": params["stage"], "objective": objective, **base, "transform": pairs.transform,
-            "residual": pairs.residual_kind,
-            "data_fingerprint": data_fingerprint(pairs),
-            "channels": pairs.channels, "upsampling": pairs.upsampling,
-            "sampler": dict(params.get("sampler", {})),
-            "domain": {"lat_min": float(pairs.lat.min()), "lat_max": float(pairs.lat.max()),
-                       "lon_min": float(pairs.lon.min()), "lon_max": float(pairs.lon.max())},
-            "train_regions": sorted(np.unique(pairs.regions[pairs.split == "train"]).tolist()),
-            "held_out_regions": held_out_regions(params),
-            "train_period": [str(pairs.times[pairs.split == "train"].min()),
-                             str(pairs.times[pairs.split == "train"].max())]}
+def model_card(pairs: TrainingPairs, params: dict, objective: str, train_seconds: float | None = None) -> ModelCard:
+    """The card of a model trained on ``pairs`` with the stage's ``params`` (:mod:`precipdiff.model_card`)."""
+    train = pairs.times[pairs.split == "train"]
+    ingestion = pairs.ingestion or {}
+    regions = tuple(sorted(set(np.unique(pairs.regions[pairs.split == "train"]).tolist()) - {"box"}))
+    provenance = Provenance(  # source: the ingestion parameters the data came from (#23); regions: the data's (#21)
+        source=ingestion.get("source"), regions=regions, held_out_regions=tuple(held_out_regions(params)),
+        domain=Domain(float(pairs.lat.min()), float(pairs.lat.max()), float(pairs.lon.min()), float(pairs.lon.max())),
+        period=(iso_hour(train.min()), iso_hour(train.max())), data_fingerprint=data_fingerprint(pairs))
+    sampler = dict(params.get("sampler", {}))
+    return ModelCard(stage=params["stage"], objective=objective, transform=pairs.transform,
+                     residual=pairs.residual_kind, upsampling=pairs.upsampling,
+                     residual_base=residual_base(params) if objective == "edm" else None,
+                     sampler=sampler, sampler_training=sampler,
+                     conditioning=Conditioning(tuple(pairs.channels[1:])), provenance=provenance,
+                     train_seconds=train_seconds)
 
 
 def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: str):
@@ -147,13 +184,13 @@ def _fit(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, objective: s
               "seed": int(params["seed"])}
     nproc = int(params.get("nproc_per_node", 1))
     if nproc > 1:  # DDP: torchrun workers run the same train(); this process keeps Kedro + MLflow
-        result = train_distributed(pairs.cond, pairs.residual, _patch_table(patches, params), cfg,
+        result = train_distributed(pairs.cond, pairs.residual, _patch_table(patches, params, pairs), cfg,
                                    nproc_per_node=nproc, **kwargs)
     else:
-        result = train(pairs.cond, pairs.residual, _patch_table(patches, params), cfg, **kwargs)
+        result = train(pairs.cond, pairs.residual, _patch_table(patches, params, pairs), cfg, **kwargs)
     # wall seconds of all epochs, restored with the history on resume (so a resumed run counts them all)
-    info = {**_info(pairs, params, objective), "train_seconds": round(float(result.history["seconds"].sum()), 1)}
-    model = TrainedModel(result.model_config, result.model.cpu().eval(), info)
+    card = model_card(pairs, params, objective, round(float(result.history["seconds"].sum()), 1))
+    model = TrainedModel(result.model_config, result.model.cpu().eval(), card)
     return model, history_metrics(result.history, key)
 
 
@@ -164,9 +201,6 @@ def history_metrics(history: pd.DataFrame, prefix: str) -> dict:
         if col in history:
             out[f"{prefix}_{col}"] = metric_series(history[col], history["epoch"])
     return out
-
-
-RESIDUAL_BASES = ("input", "regression")
 
 
 def residual_base(params: dict) -> str:
@@ -185,10 +219,11 @@ def predict_residual(regression: TrainedModel, cond: np.ndarray, batch: int = 8)
     """The regression's mean residual ``(T, 1, H, W)`` (transformed units) of every hour of ``cond``,
     ``batch`` hours at a time (bf16 on CPU and CUDA)."""
     device = pick_device("auto")
+    precision = "bf16" if device.type in ("cpu", "cuda") else "fp32"
     model, out = regression.model.to(device), np.empty((len(cond), 1, *cond.shape[2:]), np.float32)
     for start in range(0, len(cond), batch):
         chunk = torch.from_numpy(np.ascontiguousarray(cond[start:start + batch])).to(device)
-        out[start:start + batch] = model.predict(chunk, bf16=device.type in ("cpu", "cuda")).cpu().numpy()
+        out[start:start + batch] = predict(model, chunk, precision).cpu().numpy()
     regression.model.cpu()
     return out
 
@@ -204,8 +239,8 @@ def train_diffusion(pairs: TrainingPairs, patches: pd.DataFrame, params: dict, r
     left = replace(pairs, residual=pairs.residual - predict_residual(regression, pairs.cond))
     trained, history = _fit(left, patches, params, "edm")
     model, config = with_mean(trained.model, trained.config, regression.model, regression.config)
-    info = {**trained.info, "mean_fingerprint": regression.info.get("data_fingerprint")}
-    return TrainedModel(config, model.eval(), info), history
+    provenance = replace(trained.card.provenance, mean_fingerprint=regression.card.provenance.data_fingerprint)
+    return TrainedModel(config, model.eval(), replace(trained.card, provenance=provenance)), history
 
 
 def train_regression(pairs: TrainingPairs, patches: pd.DataFrame, params: dict):
@@ -234,8 +269,10 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     CRPS (Ferro 2014) of the members against the MAE of the condition (the CRPS of a deterministic
     field). A calibrated ensemble has one-member RMSE ≈ √2 × the RMSE of the conditional mean, so
     the one-member figure is not expected to beat the others.
-    The members are drawn with the model's sampler (chosen by :func:`select_sampler`). The full
-    comparison is the ``evaluation`` pipeline's.
+    The members are drawn by the project's one sampling path (:func:`precipdiff.nn.sampling.sample_members`)
+    with the model's sampler (chosen by :func:`select_sampler`) and the chain's latents: member ``m``
+    of an hour is the one the evaluation and inference would draw for ``seed``. The full comparison
+    is the ``evaluation`` pipeline's.
     """
     val = np.flatnonzero(pairs.split == "validation")
     wet = np.nan_to_num(pairs.target(val)).mean(axis=(1, 2, 3))
@@ -243,10 +280,10 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     cond, base = torch.from_numpy(pairs.cond[idx]), pairs.base[idx]
     mm_h = lambda x: transforms.inverse_transform(x, pairs.transform)  # noqa: E731
     target = mm_h(pairs.target(idx))[:, 0]
-    gen = torch.Generator().manual_seed(int(params["seed"]))
     members = int(params.get("validation_members", 1))
-    sampler = diffusion.info.get("sampler", params.get("sampler", {}))  # the selected one (select_sampler)
-    res = diffusion.model.sample(cond, members, gen, **sampler).numpy()  # (T, M, 1, H, W)
+    res = sample_members(diffusion.model, cond, diffusion.card.sampler_setting(),  # the selected sampler
+                         member_seeds(int(params["seed"]), members), hour_keys(pairs.times[idx]),
+                         diffusion.card.grid).numpy()  # (T, M, 1, H, W)
     ens = mm_h(pairs.target(idx, res.swapaxes(0, 1)).swapaxes(0, 1))[:, :, 0]
     out = {"val_rmse_condition_mm_h": rmse(mm_h(base)[:, 0], target),
            "val_rmse_diffusion_member_mm_h": rmse(ens[:, 0], target),
@@ -258,7 +295,7 @@ def validation_skill(diffusion: TrainedModel, regression: TrainedModel, pairs: T
     if members > 1:
         out["val_crps_fair_diffusion_mm_h"] = float(np.nanmean(crps_ensemble(ens, target, fair=True)))
     if regression.enabled:
-        out["val_rmse_regression_mm_h"] = rmse(mm_h(pairs.target(idx, regression.model.predict(cond).numpy()))[:, 0],
+        out["val_rmse_regression_mm_h"] = rmse(mm_h(pairs.target(idx, predict(regression.model, cond).numpy()))[:, 0],
                                                target)
     log.info("%s validation skill (mm/h): %s", params["stage"], {k: round(v, 3) for k, v in out.items()})
     return metric_history(out)
@@ -285,7 +322,7 @@ def select_sampler(diffusion: TrainedModel, pairs: TrainingPairs, params: dict) 
     """The diffusion model with the sampler chosen on validation tiles (``sampler_selection``), and
     the scores of every candidate (:mod:`precipdiff.training.sampler_selection`).
 
-    The chosen setting becomes the model's ``info["sampler"]``, registered with it in MLflow, so the
+    The chosen setting becomes the model card's ``sampler``, registered with it in MLflow, so the
     evaluation and the inference (whose ``sampler`` parameters are null: the model's own) sample
     with it. ``enabled: false`` keeps the training ``sampler``.
     """
@@ -296,18 +333,19 @@ def select_sampler(diffusion: TrainedModel, pairs: TrainingPairs, params: dict) 
     settings = [{**base_sampler, **g} for g in sel["grid"]]
     device = pick_device(sel.get("device", "auto"))
     precision = sel.get("precision", "auto")
-    table = score_settings(lambda s, c, z: residual_sampler(diffusion, device, s, precision)(c, z), settings, cond,
-                           base, target, diffusion.info, members=int(sel["members"]), seed=int(sel["seed"]),
-                           pixel_km=float(sel["pixel_km"]), psd_bands_km=sel["psd_bands_km"])
+    card = diffusion.card
+    table = score_settings(lambda s, c, z: residual_sampler(diffusion.model, card.sampler_setting(s), device,
+                                                            precision)(c, z),
+                           settings, cond, base, target, card.transform, card.residual, members=int(sel["members"]),
+                           seed=int(sel["seed"]), pixel_km=float(sel["pixel_km"]), psd_bands_km=sel["psd_bands_km"])
     bands = list(sel["psd_bands_km"])
     best = choose(table, sel["bounds"]["spread_skill_ratio"], sel["bounds"]["psd_ratio"], bands)
     table["chosen"] = table.index == best
     chosen = {k: float(table.loc[best, k]) for k in ("crps_fair", "spread_skill_ratio", "psd_ratio", *bands)}
-    info = {**diffusion.info, "sampler": settings[best], "sampler_training": base_sampler,
-            "sampler_selection": chosen}
+    card = replace(card, sampler=settings[best], sampler_training=base_sampler, sampler_selection=chosen)
     log.info("%s: sampler %s chosen on %d validation tiles: %s", params["stage"], settings[best], len(target),
              ", ".join(f"{k} {v:.4g}" for k, v in chosen.items()))
-    return TrainedModel(diffusion.config, diffusion.model.cpu().eval(), info), table  # sampled on `device`
+    return TrainedModel(diffusion.config, diffusion.model.cpu().eval(), card), table  # sampled on `device`
 
 
 PAIRS = {"correction": (correction_pairs, ["coarse_model_input"]),
@@ -321,8 +359,10 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
     (default: the stage).
 
     ``params``: the dataset holding the training parameters (default ``params:<stage>_training``);
-    ``data``: other datasets for the template's ``coarse_model_input``, ``fine_model_input`` and
-    ``patches`` (the experiments train on other data with overridden parameters);
+    ``data``: other datasets for the template's ``coarse_model_input``, ``fine_model_input``,
+    ``patches`` and ``ingestion`` (the parameters the data were ingested with, default
+    ``params:ingestion``: the models' provenance) (the experiments train on other data with
+    overridden parameters);
     ``diffusion_only``: leave out the regression baseline and the validation check (the regression
     is then trained only when it is the diffusion model's ``residual_base``).
 
@@ -332,7 +372,7 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
     """
     make_pairs, data_inputs = PAIRS[stage]
     regression = train_base_regression if diffusion_only else train_regression
-    nodes = [node(make_pairs, [*data_inputs, "training"], "training_pairs", name="make_training_pairs"),
+    nodes = [node(make_pairs, [*data_inputs, "training", "ingestion"], "training_pairs", name="make_training_pairs"),
              node(regression, ["training_pairs", "patches", "training"],
                   ["regression_model", "regression_history"], name="train_regression"),
              node(train_diffusion, ["training_pairs", "patches", "training", "regression_model"],
@@ -343,7 +383,7 @@ def residual_training_pipeline(stage: str, *, namespace: str | None = None, para
         nodes += [node(validation_skill, ["diffusion_model", "regression_model", "training_pairs", "training"],
                        "validation_skill", name="validation_skill")]
     inputs = {**{name: name for name in data_inputs}, "patches": PATCHES[stage],
-              "training": params or f"params:{stage}_training", **(data or {})}
+              "training": params or f"params:{stage}_training", "ingestion": "params:ingestion", **(data or {})}
     space = namespace or stage
     exposed = ["diffusion_model"] if diffusion_only else ["diffusion_model", "regression_model"]
     outputs = {name: f"{space.replace('.', '_')}_{name}" for name in exposed}

@@ -147,3 +147,35 @@ def fss_curves(metrics: pd.DataFrame, grid: str = "fine", pixel_km: float = 1.0)
     fig.update_yaxes(range=[0, 1], title_text="FSS", col=1)
     fig.update_layout(title="Fractions skill score vs scale", height=430, width=max(380 * len(thresholds), 600))
     return fig
+
+
+def reliability_diagrams(diagram: pd.DataFrame, min_count: float = 100.0) -> go.Figure:
+    """Reliability diagrams of P(R ≥ t) at 1 km: observed frequency against forecast probability with
+    its bootstrap interval, one column per threshold, rows all cells / satellite-dry cells; bins
+    with fewer than ``min_count`` pixels are left out. On the diagonal = reliable."""
+    cells = [c for c in ("all", "sat_dry") if c in set(diagram["cells"])]
+    thresholds = sorted(diagram["threshold"].unique())
+    titles = [f"{'satellite-dry cells' if c == 'sat_dry' else 'all cells'}, ≥ {t:g} mm/h" for c in cells for t in thresholds]
+    fig = make_subplots(rows=max(len(cells), 1), cols=max(len(thresholds), 1), subplot_titles=titles,
+                        shared_xaxes=True, shared_yaxes=True)
+    for i, c in enumerate(cells, start=1):
+        for j, thr in enumerate(thresholds, start=1):
+            d = diagram[(diagram["cells"] == c) & np.isclose(diagram["threshold"], thr) & (diagram["n"] >= min_count)]
+            for method in _methods(d):
+                g = d[d["method"] == method].sort_values("prob")
+                fig.add_trace(go.Scatter(
+                    x=g["prob"], y=g["observed_frequency"], mode="lines+markers", name=method, legendgroup=method,
+                    showlegend=i == 1 and j == 1, line=dict(color=COLOURS.get(method, "grey"),
+                                                            dash="solid" if g["members"].iloc[0] > 1 else "dot"),
+                    error_y=dict(type="data", symmetric=False, array=g["ci_high"] - g["observed_frequency"],
+                                 arrayminus=g["observed_frequency"] - g["ci_low"]),
+                    customdata=g["n"], hovertemplate="P = %{x:.2f}: observed %{y:.3f} (%{customdata:.0f} px)"
+                                                     "<extra>" + method + "</extra>"), row=i, col=j)
+            fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="grey", dash="dot"),
+                                     showlegend=False, hoverinfo="skip"), row=i, col=j)
+    fig.update_xaxes(range=[0, 1], title_text="forecast probability")
+    fig.update_yaxes(range=[0, 1], title_text="observed frequency", col=1)
+    fig.update_layout(title="Reliability of the exceedance probabilities (dotted diagonal: reliable; bars: 95 % "
+                            "hour-block bootstrap; dotted lines: deterministic methods as 0/1)",
+                      height=330 * max(len(cells), 1) + 80, width=max(300 * len(thresholds), 600))
+    return fig

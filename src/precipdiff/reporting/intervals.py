@@ -27,7 +27,8 @@ def cell(estimate: float, low: float, high: float, digits: int = 3) -> str:
     return f"{fmt(estimate)} [{fmt(low)}, {fmt(high)}]"
 
 
-def _ordered(methods) -> list[str]:
+def ordered(methods) -> list[str]:
+    """Distinct methods in :data:`METHOD_ORDER` order, the others after them as found."""
     present = list(dict.fromkeys(methods))
     return [m for m in METHOD_ORDER if m in present] + [m for m in present if m not in METHOD_ORDER]
 
@@ -36,7 +37,7 @@ def value_table(intervals: pd.DataFrame, stratum: str = "all", grid: str = "fine
     """Methods × scores of ``stratum``/``grid``, cells ``estimate [low, high]``."""
     rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == grid)
                      & (intervals["kind"] == "value")]
-    out = pd.DataFrame(index=pd.Index(_ordered(rows["method"]), name="method"))
+    out = pd.DataFrame(index=pd.Index(ordered(rows["method"]), name="method"))
     for metric, label in VALUE_COLUMNS.items():
         sel = rows[rows["metric"] == metric].set_index("method")
         if len(sel):
@@ -52,7 +53,7 @@ def paired_table(intervals: pd.DataFrame, method: str = "diffusion_chain", strat
     excludes 0 is marked ``*``."""
     rows = intervals[(intervals["stratum"] == stratum) & (intervals["grid"] == grid)
                      & (intervals["method"] == method) & (intervals["kind"] != "value")]
-    out = pd.DataFrame(index=pd.Index(_ordered(rows["versus"]), name="versus"))
+    out = pd.DataFrame(index=pd.Index(ordered(rows["versus"]), name="versus"))
     for (metric, kind), g in rows.groupby(["metric", "kind"], sort=False):
         g = g.set_index("versus")
         label = f"{VALUE_COLUMNS.get(metric, metric)} {'Δ' if kind == 'difference' else 'ratio'}"
@@ -116,7 +117,7 @@ def paired_figure(intervals: pd.DataFrame, method: str = "diffusion_chain", grid
                         subplot_titles=[f"{VALUE_COLUMNS.get(m, m)}: {method} vs method (%)" for m in metrics])
     for col, metric in enumerate(metrics, start=1):
         for k, (stratum, g) in enumerate(rows[rows["metric"] == metric].groupby("stratum", sort=False)):
-            g = g.set_index("versus").loc[_ordered(g["versus"])]
+            g = g.set_index("versus").loc[ordered(g["versus"])]
             pct = 100 * (g["estimate"] - 1)
             fig.add_trace(go.Scatter(
                 x=pct, y=g.index, mode="markers", name=stratum, legendgroup=stratum, showlegend=col == 1,

@@ -20,16 +20,13 @@ import json
 import logging
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from precipdiff.atomic import atomic_write
 from precipdiff.training.data import PatchData
-
-if TYPE_CHECKING:
-    from precipdiff.training.loop import TrainJob, TrainState
+from precipdiff.training.state import TrainJob, TrainState
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from precipdiff.nn.sampling import pick_device
+
 
 @dataclass(frozen=True)
 class DistributedContext:
@@ -33,17 +35,6 @@ class DistributedContext:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA > MPS > CPU; otherwise ``torch.device(name)``."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def init_distributed(device: str = "auto") -> DistributedContext:

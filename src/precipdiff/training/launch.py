@@ -3,7 +3,8 @@
 The Kedro node stays one process (one MLflow run, one catalog): it writes its inputs to a
 temporary folder, launches ``torchrun --standalone --nproc_per_node=N -m precipdiff.training.launch
 <folder>``, and reads back what rank 0 wrote (a ``state_dict`` loaded with ``weights_only=True``,
-the JSON model config, the history). Each worker runs the very same :func:`train` (NCCL on GPUs,
+the JSON model config, the history). Every hand-off file is written atomically
+(:func:`precipdiff.atomic.atomic_write`): a process killed while writing leaves the previous file or none. Each worker runs the very same :func:`train` (NCCL on GPUs,
 Gloo on CPU), so multi-GPU and single-process training are one code path.
 
 Multi-node: run the worker module yourself on every node with torchrun's rendezvous options
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from precipdiff.atomic import pid_alive
+from precipdiff.atomic import atomic_write, pid_alive
 from precipdiff.nn.residual import build_model
 from precipdiff.training.loop import TrainResult, train
 
@@ -38,12 +39,28 @@ JOB_PREFIX = "precipdiff-ddp-"  # job folders: <tmp>/precipdiff-ddp-<pid of the 
 def write_job(folder: Path, cond, residual, patches: pd.DataFrame, config: dict, *, objective: str,
               checkpoint_dir, seed: int) -> None:
     """Inputs of one training job, readable by every worker (memory-mapped arrays)."""
-    np.save(folder / "cond.npy", np.ascontiguousarray(cond))
-    np.save(folder / "residual.npy", np.ascontiguousarray(residual))
-    patches.to_parquet(folder / "patches.parquet")
+    _save_array(folder / "cond.npy", cond)
+    _save_array(folder / "residual.npy", residual)
+    atomic_write(folder / "patches.parquet", patches.to_parquet)
     job = {"config": config, "objective": objective, "seed": int(seed),
            "checkpoint_dir": str(checkpoint_dir) if checkpoint_dir else None}
-    (folder / "job.json").write_text(json.dumps(job, default=str))
+    atomic_write(folder / "job.json", lambda tmp: tmp.write_text(json.dumps(job, default=str)))
+
+
+def write_result(folder: Path, result: TrainResult) -> None:
+    """What rank 0 hands back: the ``state_dict``, the model config and normalisation, the history."""
+    atomic_write(folder / "state_dict.pt", lambda tmp: torch.save(result.state_dict, tmp))
+    meta = {"model_config": result.model_config, "normalisation": result.normalisation}
+    atomic_write(folder / "result.json", lambda tmp: tmp.write_text(json.dumps(meta, default=float)))
+    atomic_write(folder / "history.parquet", result.history.to_parquet)
+
+
+def _save_array(path: Path, array) -> None:
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to the temporary name
+            np.save(f, np.ascontiguousarray(array))
+
+    atomic_write(path, write)
 
 
 def run_worker(folder: Path) -> None:
@@ -53,10 +70,7 @@ def run_worker(folder: Path) -> None:
                    pd.read_parquet(folder / "patches.parquet"), job["config"], objective=job["objective"],
                    checkpoint_dir=job["checkpoint_dir"], seed=job["seed"], progress=True)
     if int(os.environ.get("RANK", "0")) == 0:
-        torch.save(result.state_dict, folder / "state_dict.pt")
-        (folder / "result.json").write_text(json.dumps(
-            {"model_config": result.model_config, "normalisation": result.normalisation}, default=float))
-        result.history.to_parquet(folder / "history.parquet")
+        write_result(folder, result)
 
 
 def train_distributed(cond, residual, patches: pd.DataFrame, config: dict, *, objective: str,

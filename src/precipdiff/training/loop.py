@@ -12,7 +12,7 @@ Units: the residual enters in transformed-intensity units; the network works on
 ``residual / residual_scale`` (σ, σ_data, ``val_sigmas`` and the losses are in those scaled units).
 
 The pieces, one idea a file: the knobs and their defaults (:mod:`.config`), patches, statistics and
-batches (:mod:`.data`), one optimizer step (:mod:`.step`), the epoch's validation loss
+batches (:mod:`.data`), the state of a run (:mod:`.state`), one optimizer step (:mod:`.step`), the epoch's validation loss
 (:mod:`.validation`), checkpoints and resume (:mod:`.checkpoint`), DDP (:mod:`.distributed`); this
 file sets a run up and drives it.
 """
@@ -23,7 +23,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from precipdiff.training.checkpoint import checkpoint_path, checkpoint_state, re
 from precipdiff.training.config import resolve_config
 from precipdiff.training.data import PatchData, draw_batch, normalisation_stats, prepare_data
 from precipdiff.training.distributed import DistributedContext, init_distributed, shutdown, wrap_model
+from precipdiff.training.state import TrainJob, TrainState, new_accum
 from precipdiff.training.step import WarmupCosine, train_step
 from precipdiff.training.validation import validate
 
@@ -62,37 +63,6 @@ class TrainResult:
     state_dict: dict
     history: pd.DataFrame
     normalisation: dict
-
-
-@dataclass
-class TrainState:
-    """Mutable state of one training run (everything a checkpoint restores)."""
-
-    model: ResidualModel
-    ema: EMA | None
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    generator: torch.Generator
-    step: int = 0
-    history: dict = field(default_factory=dict)
-    accum: dict = field(default_factory=lambda: _new_accum())
-
-
-@dataclass(frozen=True)
-class TrainJob:
-    """The fixed inputs of a run (what a checkpoint is checked against, not what it restores)."""
-
-    data: PatchData
-    cfg: dict
-    objective: str
-    ctx: DistributedContext
-    seed: int
-    stats: dict
-    model_config: dict
-    steps_per_epoch: int
-    total_steps: int
-    checkpoint: Path | None
-    fingerprint: str
 
 
 def train(cond: np.ndarray, residual: np.ndarray, patches: pd.DataFrame, config: Mapping, *, objective: str,
@@ -235,11 +205,7 @@ def _end_epoch(run: TrainState, job: TrainJob, opts: dict) -> None:
         run.history.setdefault(key, []).append(int(value) if key in ("epoch", "step") else float(value))
     log.info("%s epoch %d step %d: train_loss %.4f val_loss %.4f lr %.2e %.1f samples/s", job.objective,
              row["epoch"], row["step"], row["train_loss"], row["val_loss"], row["lr"], row["samples_per_s"])
-    run.accum = _new_accum()
-
-
-def _new_accum() -> dict:
-    return {"loss_sum": 0.0, "steps": 0, "samples": 0, "train_seconds": 0.0}
+    run.accum = new_accum()
 
 
 def _accumulate(accum: dict, loss: float, batch_size: int, seconds: float) -> None:

@@ -31,18 +31,10 @@ import pandas as pd
 import torch
 
 from precipdiff.data import transforms
+from precipdiff.nn.sampler import SAMPLER_KEYS, network_calls
 from precipdiff.verification import CRPSScores, MeanPSD, SpreadSkill, psd_ratio_at
 
 log = logging.getLogger(__name__)
-
-SAMPLER_KEYS = ("num_steps", "sigma_min", "sigma_max", "rho", "S_churn", "solver")
-
-
-def network_calls(setting: Mapping) -> int:
-    """Network evaluations per sample of an EDM sampler setting (Alg. 2: Heun skips the last correction)."""
-    steps = int(setting.get("num_steps", 18))
-    return 2 * steps - 1 if setting.get("solver", "heun") == "heun" else steps
-
 
 def wettest_tiles(target: np.ndarray, tile: int, n_tiles: int) -> list[tuple[int, int, int]]:
     """``(hour, row, col)`` origins of the ``n_tiles`` non-overlapping ``tile`` × ``tile`` windows
@@ -63,7 +55,7 @@ def wettest_tiles(target: np.ndarray, tile: int, n_tiles: int) -> list[tuple[int
 
 
 def score_settings(sample, settings: Sequence[Mapping], cond: torch.Tensor, base: np.ndarray, target: np.ndarray,
-                   info: Mapping, *, members: int, seed: int, pixel_km: float,
+                   transform: str, residual: str, *, members: int, seed: int, pixel_km: float,
                    psd_bands_km: Mapping[str, Sequence[float]], max_rate_mm_h: float = 300.0) -> pd.DataFrame:
     """Score every sampler ``setting`` on the same tiles and latents.
 
@@ -71,12 +63,12 @@ def score_settings(sample, settings: Sequence[Mapping], cond: torch.Tensor, base
     ----------
     sample : callable
         ``sample(setting, cond (B, C, h, w), latents (B, 1, h, w)) -> residual (B, 1, h, w)`` in
-        the model's residual units (e.g. :func:`precipdiff.inference.chain.residual_sampler`).
+        the model's residual units (:func:`precipdiff.nn.sampling.residual_sampler`, the one sampling path).
     cond : Tensor
         ``(N, C, h, w)`` conditions of ``N`` validation tiles.
     base, target : ndarray
-        ``(N, h, w)`` base field and truth in transformed units (``info["transform"]``); the sample
-        is ``apply_residual(base, residual)`` as the model was trained (``info["residual"]``).
+        ``(N, h, w)`` base field and truth in transformed units (``transform``, the model card's); the
+        sample is ``apply_residual(base, residual)`` in the model's ``residual`` space (its card's).
     members, seed
         Samples per tile; latents from ``numpy.random.default_rng(seed)`` (the same for every setting).
     pixel_km, psd_bands_km
@@ -91,11 +83,10 @@ def score_settings(sample, settings: Sequence[Mapping], cond: torch.Tensor, base
         ``psd_ratio`` (the worst band), ``network_calls``, ``seconds``.
     """
     n, _, h, w = cond.shape
-    name, kind = info.get("transform", "log1p"), info.get("residual", "transformed")
     latents = torch.from_numpy(np.random.default_rng(seed).standard_normal((n * members, 1, h, w)))
     cond_m = cond.repeat_interleave(members, dim=0)
     base_m = np.repeat(base, members, axis=0)
-    obs = transforms.inverse_transform(target, name)
+    obs = transforms.inverse_transform(target, transform)
     ref = MeanPSD(pixel_km)
     ref.accum(obs)
     rows = []
@@ -103,7 +94,7 @@ def score_settings(sample, settings: Sequence[Mapping], cond: torch.Tensor, base
         t0 = time.perf_counter()
         res = sample(dict(setting), cond_m, latents).float().numpy()[:, 0]
         seconds = time.perf_counter() - t0
-        ens = transforms.inverse_transform(transforms.apply_residual(base_m, res, kind, name), name)
+        ens = transforms.inverse_transform(transforms.apply_residual(base_m, res, residual, transform), transform)
         ens = transforms.clip_runaway(ens, max_rate_mm_h)[0].reshape(n, members, h, w)  # as the evaluation
         crps, spread, psd = CRPSScores(), SpreadSkill(), MeanPSD(pixel_km)
         for acc, args in ((crps, (ens, obs)), (spread, (ens, obs)), (psd, (ens,))):

@@ -1,22 +1,19 @@
 """One optimizer step: the batch's loss (DDP-normalised), backward, clipping, AdamW, LR schedule, EMA.
 
 :func:`batch_loss` is shared with validation (:mod:`.validation`) and the training benchmark;
-:func:`train_step` applies one step to a run's :class:`~precipdiff.training.loop.TrainState`.
+:func:`train_step` applies one step to a run's :class:`~precipdiff.training.state.TrainState`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 
 from precipdiff.nn.loss import EDMLoss, RegressionLoss, valid_mask
 from precipdiff.training.data import Batch
 from precipdiff.training.distributed import DistributedContext, all_reduce_sum, rank_slice
-
-if TYPE_CHECKING:
-    from precipdiff.training.loop import TrainState
+from precipdiff.training.state import TrainState
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -9,7 +9,8 @@ mm/h, NaN = missing and excluded everywhere. Scores over big test sets are strea
 module                 contents
 =====================  ===================================================================
 ``continuous``         RMSE, MAE, bias, ratio of totals, correlation
-``probabilistic``      CRPS (standard, fair), spread-skill, rank histogram, Brier score
+``probabilistic``      CRPS (standard, fair), spread-skill, rank histogram, exceedance probability
+``reliability``        Brier score, its Murphy (1973) decomposition, reliability diagrams (per hour, per cell stratum)
 ``categorical``        POD/FAR/CSI/frequency bias; FSS (deterministic and ensemble)
 ``spectral``           RAPSD of batches, PSD ratio, ratio at small scales, slope
 ``intensity``          count / bias / RMSE per observed-intensity bin
@@ -40,12 +41,19 @@ from precipdiff.verification.continuous import (
 )
 from precipdiff.verification.intensity import IntensityErrors
 from precipdiff.verification.probabilistic import (
-    BrierScores,
     CRPSScores,
     RankHistogram,
     SpreadSkill,
     crps_ensemble,
     exceedance_probability,
+)
+from precipdiff.verification.reliability import (
+    BrierScores,
+    ReliabilityCounts,
+    brier_terms,
+    cell_strata,
+    reliability_hourly,
+    reliability_sums,
 )
 from precipdiff.verification.spectral import (
     RAPSD,
@@ -70,10 +78,13 @@ __all__ = [
     "MeanPSD",
     "RAPSD",
     "RankHistogram",
+    "ReliabilityCounts",
     "SeamStatistic",
     "SpreadSkill",
     "bias",
     "block_weights",
+    "brier_terms",
+    "cell_strata",
     "bootstrap",
     "correlation",
     "crps_ensemble",
@@ -89,6 +100,8 @@ __all__ = [
     "psd_slope",
     "rapsd",
     "ratio_of_totals",
+    "reliability_hourly",
+    "reliability_sums",
     "rmse",
     "seam_ratio",
     "select",

@@ -109,7 +109,7 @@ def hourly_sums(table, method: str, grid: str, keys) -> dict[str, np.ndarray] | 
     None if the method lacks one of the hours."""
     rows = table[(table["method"] == method) & (table["grid"] == grid)]
     keys = np.asarray(keys, dtype=np.int64)
-    wide = rows[rows["stat"] != "psd"].pivot_table(index="hour_key", columns="stat", values="value")
+    wide = rows[rows["stat"].isin(STAT_NAMES)].pivot_table(index="hour_key", columns="stat", values="value")
     if rows.empty or not np.isin(keys, wide.index).all():
         return None
     out = {name: wide.loc[keys, name].to_numpy(np.float64) for name in STAT_NAMES if name in wide}

@@ -1,5 +1,5 @@
 """Ensemble scores: CRPS (standard and fair), spread-skill ratio, rank histogram, exceedance
-probability and Brier score.
+probability (the Brier score and reliability: :mod:`precipdiff.verification.reliability`).
 
 Array conventions: ``ens`` has shape (T, M, H, W) (members on axis 1) and ``obs`` (T, H, W), both
 in mm/h. A pixel is *valid* where the observation and every member are finite; invalid pixels are
@@ -18,7 +18,6 @@ __all__ = [
     "CRPSScores",
     "SpreadSkill",
     "RankHistogram",
-    "BrierScores",
 ]
 
 
@@ -218,42 +217,3 @@ class RankHistogram:
         out = self.compute()
         rows = [{"metric": f"rank_{r}", "value": f} for r, f in enumerate(out["frequency"])]
         return rows + [{"metric": "rank_chi2", "value": out["chi2"]}]
-
-
-class BrierScores:
-    """Streaming Brier score of the exceedance probability P(X >= threshold) at each threshold.
-
-    BS = mean((p - o)^2), p the member fraction >= threshold, o = 1[y >= threshold] (Brier 1950).
-
-    Parameters
-    ----------
-    thresholds : sequence of float
-        Rate thresholds in mm/h.
-    """
-
-    def __init__(self, thresholds=(1.0, 5.0, 10.0)):
-        self.thresholds = np.asarray(thresholds, dtype=np.float64)
-        self.sum_sq = np.zeros(self.thresholds.size)
-        self.n = 0
-
-    def accum(self, ens, obs) -> None:
-        """Add one chunk: ``ens`` (T, M, H, W), ``obs`` (T, H, W)."""
-        x, y, valid = _ensemble(ens, obs)
-        xv, yv = np.moveaxis(x, 1, -1)[valid], y[valid]
-        self.n += yv.size
-        for k, thr in enumerate(self.thresholds):  # loop over thresholds, not pixels
-            p = (xv >= thr).mean(axis=1)
-            self.sum_sq[k] += ((p - (yv >= thr)) ** 2).sum()
-
-    def compute(self) -> dict:
-        """``brier`` {threshold (mm/h): score}, ``n`` pixels."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bs = self.sum_sq / self.n
-        return {"brier": dict(zip(self.thresholds.tolist(), bs.tolist())), "n": self.n}
-
-    def records(self) -> list[dict]:
-        """Rows ``brier`` with ``threshold`` for :func:`tables.tidy`."""
-        return [
-            {"metric": "brier", "threshold": t, "value": v}
-            for t, v in self.compute()["brier"].items()
-        ]

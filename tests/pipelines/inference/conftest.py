@@ -29,9 +29,10 @@ BOX = "47.0,47.4,-122.4,-122.0"  # the tiny project's box (conf/test/parameters_
 
 
 def downscale_args(project, imerg_dir, output, *extra) -> list[str]:
-    """``precipdiff downscale`` options: ``imerg_dir`` over the tiny box, ``output``, the test env, no bars."""
+    """``precipdiff downscale`` options: ``imerg_dir`` over the tiny box, ``output``, the test env, no bars;
+    the tiny models are synthetic-trained and the input is IMERG files, so ``--allow-synthetic-models``."""
     return ["downscale", "--input", str(imerg_dir), "--box", BOX, "--output", str(output), "--env", "test",
-            "--project", str(project), "--no-progress", *map(str, extra)]
+            "--project", str(project), "--no-progress", "--allow-synthetic-models", *map(str, extra)]
 
 
 def downscale(project, imerg_dir, output, *extra) -> int:

@@ -23,10 +23,11 @@ PARAMS = {"box": {"lat_min": 47.0, "lat_max": 47.3, "lon_min": -122.4, "lon_max"
 HOURS = pd.date_range("2023-07-01T01:00", periods=3, freq="h")
 
 
-def satellite(box=PARAMS["box"]) -> xr.Dataset:
+def satellite(box=PARAMS["box"], synthetic: bool = True) -> xr.Dataset:
     lat, lon = grid_for_box(box, "satellite")
     values = np.random.default_rng(0).gamma(0.5, 2.0, (len(HOURS), lat.size, lon.size))
-    return make_dataset(values, HOURS.values, lat, lon, kind="satellite", source="test")
+    source = "IMERG-like satellite simulated from radar by precipdiff (test)" if synthetic else "test"
+    return make_dataset(values, HOURS.values, lat, lon, kind="satellite", source=source)
 
 
 def test_all_missing_hours_are_named_before_any_compute(tmp_path):
@@ -39,21 +40,57 @@ def test_all_missing_hours_are_named_before_any_compute(tmp_path):
     assert str(HOURS[1]) in str(info.value)
 
 
-def test_box_outside_the_training_domain_warns_and_computes_nothing(monkeypatch):
+def test_box_outside_the_training_domain_is_a_note_and_an_attribute_and_computes_nothing(monkeypatch):
     monkeypatch.setattr(nodes, "run_chain", lambda *a, **k: pytest.fail("nothing is sampled while planning"))
     box = {"lat_min": 47.0, "lat_max": 47.8, "lon_min": -122.4, "lon_max": -122.1}  # north of the domain
-    with pytest.warns(nodes.OutOfDomainWarning) as warned:
-        job = nodes.plan_ensemble(satellite(box), pixel_model("correction"), pixel_model("downscaling"),
-                                  {**PARAMS, "box": box})
-    messages = [str(w.message) for w in warned]
-    assert len(messages) == 2 and "training domain of correction v?" in messages[0]
-    assert "lat 47.05..47.75" in messages[1] and "(lat 47.05..47.35" in messages[1]
+    job = nodes.plan_ensemble(satellite(box, synthetic=True), pixel_model("correction"), pixel_model("downscaling"),
+                              {**PARAMS, "box": box})
+    notes = job.attrs[nodes.NOTES_ATTR].splitlines()
+    assert len(notes) == 2 and "leaves the training domain of correction model (not registered)" in notes[0]
+    assert "lat 47.05..47.75" in notes[1] and "(lat 47.05..47.35" in notes[1]
+    assert job.attrs["outside_training_domain"] == "yes"
     assert list(job.hours) == list(HOURS) and len(job.signature["member_seeds"]) == 2
 
 
-def test_planned_job_computes_the_product(recwarn):
+def _imerg_input(tmp_path) -> xr.Dataset:
+    lat, lon = grid_for_box({"lat_min": 46.9, "lat_max": 47.5, "lon_min": -122.5, "lon_max": -122.0}, "satellite")
+    write_hours(tmp_path, HOURS, lat, lon, [np.ones((lat.size, lon.size))] * len(HOURS))
+    return nodes.read_satellite(SatelliteFiles(tuple(sorted(tmp_path.iterdir()))), PARAMS)
+
+
+def test_synthetic_trained_models_are_refused_on_real_files_unless_allowed(tmp_path):
+    """Issue #23: one line says why; with the flag the run goes on and the file says so."""
+    real = _imerg_input(tmp_path)
+    with pytest.raises(ValueError) as refused:
+        nodes.plan_ensemble(real, pixel_model("correction"), pixel_model("downscaling"), PARAMS)
+    message = str(refused.value)
+    assert "\n" not in message and "was trained on synthetic data" in message and "real (IMERG)" in message
+    assert "--allow-synthetic-models" in message and "correction model (not registered)" in message
+    job = nodes.plan_ensemble(real, pixel_model("correction"), pixel_model("downscaling"),
+                              {**PARAMS, "allow_synthetic_models": True})
+    assert "allowed by --allow-synthetic-models" in job.attrs[nodes.NOTES_ATTR]
+    assert job.attrs["correction_training_source"] == "synthetic"
+    assert job.attrs["correction_training_period"] == "2022-10-01T01:00Z/2022-10-21T12:00Z"
+    assert "synthetic data" in job.attrs["downscaling_training_data"]
+    ds = job.compute(HOURS[:1])
+    assert ds["precipitation"].shape[1] == 2  # it runs
+
+
+def test_models_trained_on_real_files_or_synthetic_input_need_no_flag(tmp_path):
+    real = _imerg_input(tmp_path)
+    job = nodes.plan_ensemble(real, pixel_model("correction", "files"), pixel_model("downscaling", "files"), PARAMS)
+    assert job.attrs[nodes.NOTES_ATTR] == "none" and job.attrs["correction_training_source"] == "files"
+    synthetic = nodes.plan_ensemble(satellite(synthetic=True), pixel_model("correction"), pixel_model("downscaling"),
+                                    PARAMS)
+    assert synthetic.attrs[nodes.NOTES_ATTR] == "none"
+    unknown = pixel_model("correction", source=None)  # no source recorded: not trusted on real input
+    with pytest.raises(ValueError, match="no source recorded"):
+        nodes.plan_ensemble(real, unknown, pixel_model("downscaling", "files"), PARAMS)
+
+
+def test_planned_job_computes_the_product():
     job = nodes.plan_ensemble(satellite(), pixel_model("correction"), pixel_model("downscaling"), PARAMS)
-    assert not [w for w in recwarn if issubclass(w.category, nodes.OutOfDomainWarning)]
+    assert job.attrs["outside_training_domain"] == "no"
     ds = job.compute(HOURS[1:2])
     assert ds["precipitation"].shape == (1, 2, 30, 30) and ds["satellite_precipitation"].shape == (1, 3, 3)
     assert job.signature["correction_sampler"]["solver"] == "euler"  # parameters override the model's
@@ -81,7 +118,7 @@ def test_runaway_samples_are_clipped_and_counted(monkeypatch):
     assert ds["clipped_corrected_cells"].values.tolist() == [1, 0]
     members = ds["precipitation"].values
     assert np.nanmax(members) == np.float32(300.0) and np.isnan(members[0, 0, 6, 6])
-    assert ds["corrected_precipitation"].values.max() == np.float32(300.0)
+    assert ds["corrected_precipitation_max"].values.max() == np.float32(300.0)
     metrics = {k: v[0]["value"] for k, v in nodes.ensemble_metrics(ds).items()}  # the MLflow run metrics
     assert metrics["clipped_cells"] == 7 and metrics["clipped_corrected_cells"] == 1 and metrics["hours"] == 2
     assert metrics["clipped_fraction"] == pytest.approx(7 / members.size)

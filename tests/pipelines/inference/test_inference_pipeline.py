@@ -11,9 +11,9 @@ import shutil
 import numpy as np
 import xarray as xr
 
-from precipdiff.inference.chain import member_seeds
+from precipdiff.seeds import member_seeds
 from precipdiff.pipelines.inference import nodes
-from tests.pipelines.inference.conftest import downscale
+from tests.pipelines.inference.conftest import downscale_args, downscale
 
 
 def test_output_is_a_cf_ensemble_with_provenance(first_run, imerg_hours, satellite_truth, registry):
@@ -48,6 +48,24 @@ def test_output_is_a_cf_ensemble_with_provenance(first_run, imerg_hours, satelli
         assert ds.attrs["sampler_num_steps"] == json.loads(versions["precipdiff-downscaling"].tags["sampler"])["num_steps"]
         assert ds.attrs["clipped_cells_total"] == int(ds["clipped_cells"].sum())
         assert ds.attrs["precipdiff_version"] and ds.attrs["input_kind"] == "IMERG"
+        # what the models learnt from, and that they were run on real input only because we allowed it (#23)
+        assert ds.attrs["correction_training_source"] == "synthetic"
+        assert ds.attrs["downscaling_training_period"].startswith("2022-10-01T01:00Z/")
+        assert "allowed by --allow-synthetic-models" in ds.attrs["precipdiff_notes"]
+        assert ds.attrs["outside_training_domain"] == "no"
+
+
+def test_synthetic_trained_models_on_real_files_are_refused_without_the_flag(trained_project, imerg_dir,
+                                                                           imerg_hours, tmp_path, capsys):
+    from precipdiff.cli import main
+
+    out = tmp_path / "refused.nc"
+    args = [a for a in downscale_args(trained_project, imerg_dir, out, "--start", imerg_hours[0], "--end",
+                                      imerg_hours[0]) if a != "--allow-synthetic-models"]
+    assert main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("precipdiff downscale: error: inference: precipdiff-correction v1 was trained on synthetic")
+    assert "--allow-synthetic-models" in err and not out.exists()
 
 
 def test_rerun_computes_only_new_hours(first_run, trained_project, imerg_dir, imerg_hours, tmp_path, monkeypatch):

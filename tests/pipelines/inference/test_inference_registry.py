@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from precipdiff.model_card import Registration
+from precipdiff.nn.sampling import sample_members
 from precipdiff.registry import ModelNotFoundError, load_version, resolve_version
 
 
@@ -34,9 +36,8 @@ def test_missing_model_alias_version_or_run_is_named(registry, name, kwargs, mes
 def test_loaded_model_records_where_it_came_from_and_samples(registry):
     mv = resolve_version("precipdiff-downscaling", alias="champion", client=registry)
     trained = load_version(mv, "champion")
-    assert trained.info["stage"] == "downscaling" and trained.info["objective"] == "edm"
-    assert trained.info["registered"] == {"name": "precipdiff-downscaling", "version": "1", "run_id": mv.run_id,
-                                          "alias": "champion"}
-    cond = torch.zeros(1, len(trained.info["channels"]), 8, 8)
-    sample = trained.model.sample(cond, 2, torch.Generator().manual_seed(0), num_steps=2)
+    assert trained.card.stage == "downscaling" and trained.card.objective == "edm"
+    assert trained.registered == Registration("precipdiff-downscaling", "1", mv.run_id, "champion")
+    cond = torch.zeros(1, len(trained.card.channels), 8, 8)
+    sample = sample_members(trained.model, cond, {"num_steps": 2}, [0, 1], [0], trained.card.grid)
     assert sample.shape == (1, 2, 1, 8, 8) and torch.isfinite(sample).all()

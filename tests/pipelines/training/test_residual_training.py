@@ -34,6 +34,15 @@ def test_correction_pairs_residual_and_static_channels(inputs):
     np.testing.assert_allclose(pairs.cond[1, 1, :, 0], coarse.lat.values[1])  # latitude channel, degrees
 
 
+def test_the_card_records_the_ingestion_source_and_region(inputs):
+    coarse, _ = inputs
+    pairs = rt.correction_pairs(coarse, {"static_channels": []}, {"source": "files", "region": "montana"})
+    card = rt.model_card(pairs, {"stage": "correction", "sampler": {}, "residual_base": "input"}, "edm")
+    assert card.provenance.source == "files" and card.provenance.regions == ("montana",)
+    assert card.provenance.period == ("2022-01-01T00:00Z", "2022-01-01T01:00Z") and not card.provenance.synthetic
+    assert "real files" in card.provenance.describe() and "montana" in card.provenance.describe()
+
+
 def test_downscaling_pairs_use_the_preprocessing_upsampling(inputs):
     coarse, fine = inputs
     pairs = rt.downscaling_pairs(coarse, fine, {"static_channels": []})
@@ -50,16 +59,40 @@ def test_fingerprint_changes_with_the_data(inputs):
     assert rt.data_fingerprint(a) != rt.data_fingerprint(b)
 
 
-def test_patch_table_weights_and_filters():
-    patches = pd.DataFrame({"split": ["train", "validation", "test", "train", "train"],
-                            "wet_fraction": [0.5, 0.2, 0.9, 0.4, 0.6], "valid_fraction": [1.0, 1.0, 1.0, 0.5, 1.0],
-                            "region": ["a", "a", "a", "a", "b"]})
-    table = rt._patch_table(patches, {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05})
-    assert list(table.split) == ["train", "validation", "train"]  # test split and mostly-missing patches dropped
-    np.testing.assert_allclose(table.weight, [0.55, 0.25, 0.65])
-    held_out = rt._patch_table(patches, {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05, "stage": "correction",
-                                         "exclude_regions": ["b"]})
-    assert set(held_out["region"]) == {"a"}
+def test_patch_table_weights_and_filters(inputs):
+    coarse, _ = inputs
+    pairs = rt.correction_pairs(coarse, {"static_channels": []})
+    patches = pd.DataFrame({"split": ["train", "validation", "test", "train"], "wet_fraction": [0.5, 0.2, 0.9, 0.4],
+                            "valid_fraction": [1.0, 1.0, 1.0, 0.5], "sample_index": [0, 2, 1, 1], "row": 0,
+                            "col": [0, 1, 0, 0], "size": 2, "region": ["box", "box", "box", "north"]})
+    params = {"min_valid_fraction": 0.9, "wet_weight_floor": 0.05, "stage": "correction"}
+    table = rt._patch_table(patches, {**params, "wet_weight_on": "target"}, pairs)
+    assert list(table.split) == ["train", "validation"]  # test split and mostly-missing patches dropped
+    np.testing.assert_allclose(table.weight, [0.55, 0.25])
+    # default: the condition's (satellite's) wet fraction, by hand over the 2 × 2 patches
+    wet = np.expm1(coarse.satellite.values) >= 0.1
+    by_hand = [wet[0, 0:2, 0:2].mean(), wet[2, 0:2, 1:3].mean()]
+    np.testing.assert_allclose(rt._patch_table(patches, params, pairs).weight, 0.05 + np.array(by_hand))
+    with pytest.raises(ValueError, match="wet_weight_on"):
+        rt._patch_table(patches, {**params, "wet_weight_on": "radar"}, pairs)
+    held_out = rt._patch_table(patches, {**params, "min_valid_fraction": 0.0, "exclude_regions": ["north"]}, pairs)
+    assert "north" not in set(held_out["region"]) and len(held_out) == 2
+
+
+def test_condition_weighting_leaves_what_the_model_expects_given_the_condition_unbiased():
+    """Why the weights depend on the condition only (#23): drawing by the target's wet fraction makes
+    'rain given a dry satellite' far more frequent in the draws than in the data; by the condition, not."""
+    rng = np.random.default_rng(1)
+    n = 200_000
+    sat_wet = rng.random(n) < 0.3
+    radar_wet = np.where(sat_wet, rng.random(n) < 0.8, rng.random(n) < 0.05)  # P(rain | dry satellite) = 5 %
+    for weights, expected in ((0.05 + sat_wet, 0.05), (0.05 + radar_wet, None)):
+        draw = rng.choice(n, size=n, p=weights / weights.sum())
+        seen = radar_wet[draw][~sat_wet[draw]].mean()
+        if expected is not None:
+            assert seen == pytest.approx(expected, abs=0.005)
+        else:
+            assert seen > 0.4  # 1.05·0.05 / (1.05·0.05 + 0.05·0.95) ≈ 0.53: the bias behind 'rain from nothing'
 
 
 def test_a_held_out_region_is_neither_trained_nor_validated_on():
@@ -74,8 +107,8 @@ def test_a_held_out_region_is_neither_trained_nor_validated_on():
     assert pairs.split.tolist() == ["train", "held_out", "validation", "held_out", "test", "held_out"]
     tiles = rt.validation_tiles(pairs, {"tile": 2, "n_tiles": 10})
     assert len(tiles[0]) == 1  # the north box-hour of the validation hour only
-    info = rt._info(pairs, params, "edm")
-    assert info["train_regions"] == ["north"] and info["held_out_regions"] == ["south"]
+    card = rt.model_card(pairs, {**params, "residual_base": "input", "regression": {"enabled": True}}, "edm")
+    assert card.provenance.regions == ("north",) and card.provenance.held_out_regions == ("south",)
     with pytest.raises(ValueError, match="not in the data's regions"):
         rt.correction_pairs(coarse, {**params, "exclude_regions": ["west"]})
 

@@ -36,8 +36,8 @@ from precipdiff.data import boxes as bx
 from precipdiff.data import transforms
 from precipdiff.data.contract import NEST
 from precipdiff.inference.chain import ChainSettings, run_chain
+from precipdiff.model_card import TrainedModel
 from precipdiff.seeds import sample_keys
-from precipdiff.training.artifact import TrainedModel
 
 
 @dataclass
@@ -121,9 +121,9 @@ def downscaling_only_fields(chunk: Chunk, downscaling: TrainedModel, alpha: floa
 
 def check_model(model: TrainedModel | None, stage: str, transform: str) -> None:
     """Refuse a model trained on another intensity transform than the data's."""
-    if model is not None and model.info.get("transform", transform) != transform:
-        raise ValueError(f"evaluation: the {stage} model was trained on transform "
-                         f"{model.info.get('transform')!r} but the model inputs use {transform!r}")
+    if model is not None and model.card.transform != transform:
+        raise ValueError(f"evaluation: the {stage} model ({model.name}) was trained on transform "
+                         f"{model.card.transform!r} but the model inputs use {transform!r}")
 
 
 def chain_fields(chunk: Chunk, correction: TrainedModel | None, downscaling: TrainedModel | None,
@@ -138,7 +138,7 @@ def chain_fields(chunk: Chunk, correction: TrainedModel | None, downscaling: Tra
     check_model(downscaling, "downscaling", chunk.transform)
     corrected, fine = run_chain(chunk.sat_t, chunk.coarse_grid, chunk.fine_grid, chunk.hour_keys,
                                 correction, downscaling, settings)
-    upsampling = (downscaling or correction).info.get("upsampling", "bilinear")
+    upsampling = (downscaling or correction).card.upsampling
     upsampled = transforms.upsample(corrected.astype(np.float32), NEST, upsampling)
     inv = transforms.inverse_transform
     return {"corrected": inv(corrected, chunk.transform), "upsampled": inv(upsampled, chunk.transform),

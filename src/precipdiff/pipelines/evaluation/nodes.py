@@ -22,8 +22,8 @@ from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import ChainSettings, hour_keys
 from precipdiff.pipelines.evaluation import flags, methods
 from precipdiff.pipelines.evaluation.scores import ScoreConfig, Scoreboard, ensemble_mean
-from precipdiff.pipelines.evaluation.selection import selection_decision, setup_fingerprint, tagged_score
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.pipelines.evaluation.selection import VALIDATION, selection_decision, setup_fingerprint, tagged_score
+from precipdiff.model_card import TrainedModel
 from precipdiff.verification import exceedance_probability, hourly_table, select, tidy
 
 log = logging.getLogger(__name__)
@@ -43,37 +43,52 @@ def select_test_hours(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd.
     (:func:`precipdiff.seeds.sample_keys`: the hour key for the one box of a one-box run); ``sample``
     marks the ``figures.sample_hours`` wettest selected box-hours shown on the maps.
     """
-    if not all(np.array_equal(coarse[c].values, fine[c].values) for c in ("time", "box_number")):
-        raise ValueError("evaluation: coarse_model_input and fine_model_input hold different box-hours")
-    split = params["hours"].get("split", "test")  # benchmarks score VALIDATION hours the same way
-    test = np.flatnonzero(coarse["split"].values.astype(str) == split)
-    if test.size == 0:
-        raise ValueError(f"evaluation: coarse_model_input has no {split!r} hour (preprocessing.split.fractions.{split})")
-    radar = transforms.inverse_transform(fine["radar"].values[test], fine.attrs["transform"])
-    table = pd.DataFrame({"time": pd.to_datetime(coarse["time"].values[test]), "sample_index": test,
-                          "hour_key": bx.keys(coarse)[test], "box": coarse["box"].values[test].astype(str),
-                          "box_number": coarse["box_number"].values[test],
-                          "region": coarse["region"].values[test].astype(str),
-                          "radar_mean_mm_h": np.nanmean(radar, axis=(1, 2)),
-                          "radar_wet_fraction": np.nanmean(np.where(np.isfinite(radar), radar >= 0.1, np.nan),
-                                                           axis=(1, 2))})
-    regions = params["hours"].get("regions")  # only these regions' box-hours (the held-out experiment)
-    if regions:
-        missing = sorted(set(regions) - set(table["region"]))
-        if missing:
-            raise ValueError(f"evaluation.hours.regions: no test box-hour in {missing}; the test split has "
-                             f"{sorted(table['region'].unique())}")
-        table = table[table["region"].isin(regions)].reset_index(drop=True)
-    cap, how = params["hours"].get("max_hours"), params["hours"].get("selection", "wettest")
-    if cap is not None and int(cap) < len(table):
-        table = _subset(table, int(cap), how)
+    hp = params["hours"]
+    split = hp.get("split", "test")  # benchmarks score VALIDATION box-hours the same way
+    cap, how = hp.get("max_hours"), hp.get("selection", "wettest")
+    table = _split_hours(coarse, fine, split, cap, how, hp.get("regions"))
+    n_split = int((coarse["split"].values.astype(str) == split).sum())
     n_maps = int(params["figures"]["sample_hours"])
     if n_maps < 1:
         raise ValueError(f"evaluation.figures.sample_hours must be >= 1, got {n_maps}")
     table["sample"] = table.index.isin(table["radar_mean_mm_h"].fillna(-1).nlargest(n_maps).index)
-    log.info("evaluation: %d of %d test box-hours (%s) in %d region(s), %.2f mm/h mean radar rate", len(table),
-             test.size, "all" if cap is None else how, table["region"].nunique(), table["radar_mean_mm_h"].mean())
+    log.info("evaluation: %d of %d %s box-hours (%s) in %d region(s), %.2f mm/h mean radar rate", len(table),
+             n_split, split, "all" if cap is None else how, table["region"].nunique(), table["radar_mean_mm_h"].mean())
     return table.sort_values(["time", "box_number"]).reset_index(drop=True)
+
+
+def select_validation_hours(coarse: xr.Dataset, fine: xr.Dataset, params: dict) -> pd.DataFrame:
+    """The ``selection.validation_hours`` validation box-hours the champion is chosen on (stratified by
+    region: evenly spaced in time for a one-box run)."""
+    table = _split_hours(coarse, fine, "validation", params["selection"]["validation_hours"], "stratified")
+    return table.sort_values(["time", "box_number"]).reset_index(drop=True)
+
+
+def _split_hours(coarse: xr.Dataset, fine: xr.Dataset, split: str, cap, how: str, regions=None) -> pd.DataFrame:
+    """Box-hours of ``split`` (time, sample_index, hour_key, box, region, radar mean and wet fraction over
+    the covered cells), of ``regions`` only when given, at most ``cap`` of them chosen by ``how``."""
+    if not all(np.array_equal(coarse[c].values, fine[c].values) for c in ("time", "box_number")):
+        raise ValueError("evaluation: coarse_model_input and fine_model_input hold different box-hours")
+    index = np.flatnonzero(coarse["split"].values.astype(str) == split)
+    if index.size == 0:
+        raise ValueError(f"evaluation: coarse_model_input has no {split!r} hour (preprocessing.split.fractions.{split})")
+    radar = transforms.inverse_transform(fine["radar"].values[index], fine.attrs["transform"])
+    table = pd.DataFrame({"time": pd.to_datetime(coarse["time"].values[index]), "sample_index": index,
+                          "hour_key": bx.keys(coarse)[index], "box": coarse["box"].values[index].astype(str),
+                          "box_number": coarse["box_number"].values[index],
+                          "region": coarse["region"].values[index].astype(str),
+                          "radar_mean_mm_h": np.nanmean(radar, axis=(1, 2)),
+                          "radar_wet_fraction": np.nanmean(np.where(np.isfinite(radar), radar >= 0.1, np.nan),
+                                                           axis=(1, 2))})
+    if regions:  # only these regions' box-hours (the held-out experiment)
+        missing = sorted(set(regions) - set(table["region"]))
+        if missing:
+            raise ValueError(f"evaluation.hours.regions: no {split} box-hour in {missing}; the {split} split has "
+                             f"{sorted(table['region'].unique())}")
+        table = table[table["region"].isin(regions)].reset_index(drop=True)
+    if cap is not None and int(cap) < len(table):
+        table = _subset(table, int(cap), how)
+    return table
 
 
 def _subset(table: pd.DataFrame, n: int, how: str) -> pd.DataFrame:
@@ -164,7 +179,7 @@ def score_baselines(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, b
                   **methods.rainfarm_fields(chunk, qm_fine, baselines["rainfarm_alpha"], chain.n_members,
                                             chain.seed, rf.get("kernel_type"))}
         for name, f in fields.items():
-            board.add(name, "fine", f, chunk.radar, keys)
+            board.add(name, "fine", f, chunk.radar, keys, sat=chunk.sat)
     seconds = time.perf_counter() - started
     log.info("evaluation: baselines scored on %d hours in %.1f s", len(hours), seconds)
     return pd.concat([board.table(), _cost_rows("baselines", {"seconds": seconds})], ignore_index=True), board.hourly()
@@ -203,9 +218,10 @@ def _score_chain(coarse, fine, hours, correction, downscaling, params, names: di
             board.add(names["corrected"], "coarse", out["corrected"], chunk.radar_coarse, chunk.hour_keys)
         for key in ("upsampled", "fine"):
             if key in names:
-                board.add(names[key], "fine", out[key], chunk.radar, chunk.hour_keys)
+                board.add(names[key], "fine", out[key], chunk.radar, chunk.hour_keys, sat=chunk.sat)
         if "fine_mean" in names and members > 1:
-            board.add(names["fine_mean"], "fine", ensemble_mean(out["fine"]), chunk.radar, chunk.hour_keys)
+            board.add(names["fine_mean"], "fine", ensemble_mean(out["fine"]), chunk.radar, chunk.hour_keys,
+                      sat=chunk.sat)
         if samples:
             kept.append(sample_fields(chunk, hours, out, params["figures"], float(params["scores"]["max_rate_mm_h"])))
         chain_s, score_s = chain_s + t1 - t0, score_s + time.perf_counter() - t1
@@ -305,20 +321,21 @@ def candidate_versions(champion: dict, correction: TrainedModel, downscaling: Tr
     """Registry versions of the evaluated diffusion models: from the model (same run) or the registry."""
     out = {}
     for stage, model in (("correction", correction), ("downscaling", downscaling)):
-        registered = (model.info or {}).get("registered") or {}
-        version = registered.get("version") or champion.get("candidate_versions", {}).get(stage)
+        version = (model.registered and model.registered.version) or champion.get("candidate_versions", {}).get(stage)
         out[stage] = None if version is None else str(version)
     return out
 
 
-def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel, downscaling: TrainedModel,
-                   params: dict) -> pd.DataFrame:
-    """``champion_chain``: the registry's alias (``champion``) through the same chain on the same hours.
+def score_selection(coarse, fine, hours: pd.DataFrame, champion: dict, correction: TrainedModel,
+                    downscaling: TrainedModel, params: dict) -> pd.DataFrame:
+    """The scores the champion is chosen on (grid ``validation``): ``diffusion_chain`` (the evaluated
+    pair) and ``champion_chain`` (the registry's alias) through the same chain on the validation
+    ``hours`` (:func:`select_validation_hours`), never on the test split.
 
-    Skipped (empty table) when there is no complete champion or it is the evaluated pair itself; only
-    its ``crps_fair`` (from its version tags) when it was already scored with the same setup
-    (same hours, data and chain settings: :func:`~.selection.setup_fingerprint`), since the chain is
-    deterministic (``selection.reuse_champion_score: false`` re-scores anyway).
+    Empty when there is nothing to compare (no complete champion, or it is the evaluated pair); the
+    champion's score comes from its version tags when it was scored with the same setup
+    (:func:`~.selection.setup_fingerprint`; the chain is deterministic; ``selection.reuse_champion_score:
+    false`` re-scores anyway).
     """
     versions, models = champion["versions"], champion.get("models")
     if any(v is None for v in versions.values()):
@@ -328,15 +345,24 @@ def score_champion(coarse, fine, hours, champion: dict, correction: TrainedModel
         log.info("evaluation: the evaluated models are the %s (%s)", champion["alias"], versions)
         return tidy([])
     metric, fingerprint = params["selection"]["metric"], setup_fingerprint(hours, params)
+    tables = [_validation_scores(coarse, fine, hours, correction, downscaling, params, "diffusion_chain")]
     reused = tagged_score(champion.get("tags", {}), versions, fingerprint, metric)
     if reused is not None and params["selection"].get("reuse_champion_score", True):
-        log.info("evaluation: %s %s already scored with this setup (%s): %s %.4f", champion["alias"], versions,
-                 fingerprint, metric, reused)
-        return tidy([{"metric": metric, "value": reused}, {"metric": "score_reused_from_tags", "value": 1.0}],
-                    method="champion_chain", grid="fine")
-    log.info("evaluation: scoring the %s %s on the same hours", champion["alias"], versions)
-    return _score_chain(coarse, fine, hours, models["correction"], models["downscaling"], params,
-                        {"fine": "champion_chain"})[0]
+        log.info("evaluation: %s %s already scored on these validation hours (%s): %s %.4f", champion["alias"],
+                 versions, fingerprint, metric, reused)
+        tables.append(tidy([{"metric": metric, "value": reused}, {"metric": "score_reused_from_tags", "value": 1.0}],
+                           method="champion_chain", grid=VALIDATION))
+    else:
+        log.info("evaluation: scoring the %s %s on %d validation hours", champion["alias"], versions, len(hours))
+        tables.append(_validation_scores(coarse, fine, hours, models["correction"], models["downscaling"], params,
+                                         "champion_chain"))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _validation_scores(coarse, fine, hours, correction, downscaling, params, method: str) -> pd.DataFrame:
+    """The chain's 1 km scores on the validation ``hours``, as grid ``validation``."""
+    table = _score_chain(coarse, fine, hours, correction, downscaling, params, {"fine": method})[0]
+    return table[table["grid"] == "fine"].assign(grid=VALIDATION)
 
 
 # ---- the table -------------------------------------------------------------------------------------
@@ -367,40 +393,57 @@ def headline_metrics(metrics: pd.DataFrame, params: dict) -> dict:
 
 
 # ---- model selection ----------------------------------------------------------------------------
-def select_models(metrics: pd.DataFrame, hours: pd.DataFrame, champion: dict, correction: TrainedModel,
-                  downscaling: TrainedModel, params: dict) -> tuple[dict, dict]:
-    """The selection decision (:mod:`.selection`), twice: for the JSON report and for the registry dataset."""
-    decision = selection_decision(metrics, candidate_versions(champion, correction, downscaling), champion,
-                                  params["selection"], setup_fingerprint(hours, params))
+def select_models(validation: pd.DataFrame, validation_hours: pd.DataFrame, metrics: pd.DataFrame, champion: dict,
+                  correction: TrainedModel, downscaling: TrainedModel, params: dict) -> tuple[dict, dict]:
+    """The selection decision (:mod:`.selection`) on the ``validation`` scores (the test ``metrics``
+    only become tags), twice: for the JSON report and for the registry dataset."""
+    decision = selection_decision(validation, candidate_versions(champion, correction, downscaling), champion,
+                                  params["selection"], setup_fingerprint(validation_hours, params), reported=metrics)
     log.info("model selection (%s): promote=%s, %s", decision["mode"], decision["promote"], decision["reason"])
-    decision["models"] = {m.info.get("stage", stage): {"residual_base": m.info.get("residual_base", "input"),
-                                                       "sampler": m.info.get("sampler", {})}
-                          for stage, m in (("correction", correction), ("downscaling", downscaling))}
+    decision["models"] = {m.card.stage: {"residual_base": m.card.residual_base, "sampler": m.card.sampler,
+                                         "training_data": m.card.provenance.describe()}
+                          for m in (correction, downscaling)}
     return decision, decision
 
 
 # ---- report ------------------------------------------------------------------------------------------
 def _model_summary(selection: dict, chain: ChainSettings) -> str:
-    """``correction: input base, sampler {…}; downscaling: …`` (the sampler each model was scored with)."""
+    """``correction: input base, Heun 18 steps from σ_max 80 …; downscaling: …`` (the sampler each
+    model was scored with: its own, under the chain's overrides)."""
+    from precipdiff.reporting.report import describe_sampler
+
     override = dict(chain.sampler or {})
-    parts = [f"{stage}: {m['residual_base']} base, sampler {({**m['sampler'], **override})}"
+    parts = [f"{stage}: {m['residual_base']} base, sampler {describe_sampler({**m['sampler'], **override})}"
              for stage, m in selection.get("models", {}).items()]
     return "; ".join(parts) or "samplers of the models"
 
 
+def _trained_on(selection: dict) -> str:
+    """``correction: synthetic data (…), box …, period …; downscaling: …`` (what the models learnt from)."""
+    return "; ".join(f"{stage}: {m.get('training_data', 'unknown')}" for stage, m in selection.get("models", {}).items())
+
+
 def make_report(metrics: pd.DataFrame, intervals: pd.DataFrame, selection: dict, hours: pd.DataFrame, maps, scores,
-                coarse_scores, psd, ranks, fss, paired, params: dict) -> str:
+                coarse_scores, psd, ranks, fss, paired, probability: pd.DataFrame, diagram: pd.DataFrame, reliability,
+                params: dict) -> str:
     """The self-contained HTML report (:func:`precipdiff.reporting.report.build_report`)."""
-    from precipdiff.reporting.report import build_report
+    from precipdiff.pipelines.evaluation.probability import diagram_verdict
+    from precipdiff.reporting.report import build_report, describe_versions
 
     chain = ChainSettings.from_params(params["chain"], "evaluation.chain")
     cap = params["hours"].get("max_hours")
     summary = (f"{len(hours)} test hours ({'all' if cap is None else params['hours'].get('selection', 'wettest')}, "
                f"max_hours {cap}), "
                f"{len(chain.seeds())} members, seed {chain.seed}; evaluated models "
-               f"{selection['candidate']['versions']}: {_model_summary(selection, chain)}.")
+               f"{describe_versions(selection['candidate']['versions'], selection.get('registered_models'))} "
+               f"({_model_summary(selection, chain)}). Trained on: {_trained_on(selection)}; the test hours come "
+               f"from the same source.")
     figures = {"Sample hours": maps, "Scores at 1 km": scores, "Scores of the correction stage (0.1°)": coarse_scores,
-               "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired}
+               "Power spectra": psd, "Rank histograms": ranks, "FSS vs scale": fss, "Paired differences": paired,
+               "Reliability diagrams": reliability}
     context = {"summary": summary, "fss_scale_px": params["report"]["fss_scale_px"],
                "max_km": params["flags"]["oversmoothing"]["max_km"], "level": float(params["intervals"]["level"])}
-    return build_report(metrics, selection, hours, figures, context, intervals)
+    thresholds = params["scores"]["probability"]["thresholds_mm_h"]
+    verdicts = {m: diagram_verdict(diagram, m, thresholds, min_count=params["figures"]["reliability_min_count"])
+                for m in ("diffusion_chain", "rainfarm") if m in set(diagram["method"])}
+    return build_report(metrics, selection, hours, figures, context, intervals, probability, verdicts)

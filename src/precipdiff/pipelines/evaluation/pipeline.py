@@ -18,6 +18,7 @@ from precipdiff.reporting.intervals import paired_figure
 
 from . import intervals as ci
 from . import nodes as n
+from . import probability as prob
 
 DATA = ["coarse_model_input", "fine_model_input"]
 DIFFUSION = ["correction_diffusion_model", "downscaling_diffusion_model"]
@@ -55,14 +56,20 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(n.fit_baselines, [*DATA, "params:evaluation.baselines"], "baselines", name="fit_baselines"),
         node(n.score_downscaling_block, [*scored, "downscaling_diffusion_model", "baselines", p],
              ["downscaling_block_scores", "downscaling_block_hourly"], name="score_downscaling_block"),
-        node(n.score_champion, [*scored, "champion", *DIFFUSION, p], "champion_scores", name="score_champion"),
+        node(n.select_validation_hours, [*DATA, p], "validation_hours", name="select_validation_hours"),
+        node(n.score_selection, [*DATA, "validation_hours", "champion", *DIFFUSION, p], "selection_scores",
+             name="score_selection"),
         node(n.headline_metrics, ["metrics", p], "headline_metrics", name="headline_metrics"),
         node(ci.hourly_scores, ["baseline_hourly", "regression_hourly", "diffusion_hourly",
                                 "downscaling_block_hourly"], "hourly_scores",
              name="hourly_scores"),
         node(ci.confidence_intervals, ["hours", p, "hourly_scores"], "intervals", name="confidence_intervals"),
         node(ci.interval_metrics, "intervals", "interval_metrics", name="interval_metrics"),
-        node(n.select_models, ["metrics", "hours", "champion", *DIFFUSION, p],
+        node(prob.probability_scores, ["hours", p, "hourly_scores"], ["probability_scores", "reliability_diagram"],
+             name="probability_scores"),
+        node(fig.reliability_diagrams, ["reliability_diagram", "params:evaluation.figures.reliability_min_count"],
+             "reliability_figure", name="plot_reliability"),
+        node(n.select_models, ["selection_scores", "validation_hours", "metrics", "champion", *DIFFUSION, p],
              ["model_selection", "registry_update"], name="select_models"),
         node(fig.sample_maps, ["sample_fields", "params:evaluation.figures.vmax_percentile"], "maps_figure",
              name="plot_sample_maps"),
@@ -76,10 +83,10 @@ def create_pipeline(**kwargs) -> Pipeline:
         node(paired_figure, "intervals", "intervals_figure", name="plot_intervals"),
         node(n.make_report, ["metrics", "intervals", "model_selection", "hours", "maps_figure", "scores_figure",
                              "coarse_scores_figure", "psd_figure", "rank_histogram_figure", "fss_figure",
-                             "intervals_figure", p],
+                             "intervals_figure", "probability_scores", "reliability_diagram", "reliability_figure", p],
              "report", name="make_report"),
     ])
-    template = scoring_pipeline(extra_scores=["champion_scores", "downscaling_block_scores"]) + extra
+    template = scoring_pipeline(extra_scores=["downscaling_block_scores"]) + extra
     params = {x for x in template.inputs() if x.startswith("params:")}
     return pipeline(template, namespace="evaluation", inputs={*DATA, *MODELS}, outputs=SHARED_OUTPUTS,
                     parameters={x: x for x in params})

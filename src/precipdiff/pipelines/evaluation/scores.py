@@ -39,12 +39,18 @@ class ScoreConfig:
     seam_block_px: int = 10
     rank_seed: int = 0
     max_rate_mm_h: float = 300.0  # forecasts are clipped here (the QC limit of the observations)
+    probability_thresholds_mm_h: tuple[float, ...] = ()  # Brier / reliability of P(R ≥ t) (the product's)
+    satellite_dry_mm_h: float = 0.1  # a cell is satellite-dry below this rate (cell strata of the Brier score)
 
     @classmethod
     def from_params(cls, scores: dict, grid: str) -> "ScoreConfig":
-        """From ``evaluation.scores`` and a grid (``fine`` = 0.01°, ``coarse`` = 0.1°)."""
+        """From ``evaluation.scores`` and a grid (``fine`` = 0.01°, ``coarse`` = 0.1°); the Brier
+        scores (``scores.probability``) on the fine grid only, where the product writes probabilities."""
         fine = grid == "fine"
-        return cls(thresholds_mm_h=tuple(float(t) for t in scores["thresholds_mm_h"]),
+        prob = scores.get("probability") or {}
+        return cls(probability_thresholds_mm_h=tuple(float(t) for t in prob.get("thresholds_mm_h", ())) if fine else (),
+                   satellite_dry_mm_h=float(prob.get("satellite_dry_mm_h", 0.1)),
+                   thresholds_mm_h=tuple(float(t) for t in scores["thresholds_mm_h"]),
                    fss_scales_px=tuple(int(s) for s in scores["fss_scales_px"][grid]),
                    intensity_bins_mm_h=tuple(float(b) for b in scores["intensity_bins_mm_h"]),
                    pixel_km=float(scores["pixel_km"][grid]), spectra=fine,
@@ -68,11 +74,14 @@ class MethodScores:
             self.acc["fss"] = v.FSS(thr, scales)
         if cfg.spectra:
             self.acc.update(psd=v.MeanPSD(cfg.pixel_km), seams=v.SeamStatistic(cfg.seam_block_px))
+        self.reliability = v.ReliabilityCounts(cfg.probability_thresholds_mm_h)
         self.n_values = self.n_clipped = 0
 
-    def accum(self, fcst: np.ndarray, obs: np.ndarray, keys) -> None:
+    def accum(self, fcst: np.ndarray, obs: np.ndarray, keys, sat: np.ndarray | None = None) -> None:
         """Add a chunk: ``fcst`` (T, H, W) or (T, M, H, W) as declared, ``obs`` (T, H, W), mm/h;
-        ``keys`` (T,) the hours' ids (their per-hour sums feed the bootstrap intervals).
+        ``keys`` (T,) the hours' ids (their per-hour sums feed the bootstrap intervals); ``sat``
+        (T, h, w) the satellite input (mm/h) whose dry / wet cells stratify the Brier counts
+        (none: no Brier counts, e.g. the downscaling-only block, which has no satellite).
 
         Forecast rates above ``max_rate_mm_h`` are clipped to it first and counted
         (``clipped_fraction``), so one diverging sample cannot turn every score into inf.
@@ -82,6 +91,8 @@ class MethodScores:
         fcst, clipped = clip_runaway(fcst, self.cfg.max_rate_mm_h)
         self.n_clipped += int(clipped.sum())
         self.hourly.accum(fcst, obs, keys)
+        if sat is not None and self.cfg.probability_thresholds_mm_h:  # deterministic: 0/1 probabilities
+            self.reliability.accum(fcst, obs, keys, v.cell_strata(sat, obs.shape[-2:], self.cfg.satellite_dry_mm_h))
         a = self.acc
         if self.ensemble:
             a["continuous"].accum(ensemble_mean(fcst), obs)
@@ -98,6 +109,7 @@ class MethodScores:
     def records(self) -> list[dict]:
         """Rows ``{metric, value[, threshold][, scale]}``; one ``n`` (valid pixels, continuous)."""
         rows = [{"metric": "clipped_fraction", "value": self.n_clipped / max(self.n_values, 1)}]
+        rows += self.reliability.records("all")  # Brier score and decomposition, all cells
         for key, acc in self.acc.items():
             rows += [r for r in acc.records() if not (r["metric"] == "n" and key != "continuous")]
         if self.ensemble:  # EnsembleFSS leaves out the "useful" skill level 0.5 + f_o / 2
@@ -145,14 +157,14 @@ class Scoreboard:
         self.reference: dict[str, list] = {}
         self.hourly_reference: dict[str, v.HourlyStats] = {}
 
-    def add(self, method: str, grid: str, fields: np.ndarray, obs: np.ndarray, keys) -> None:
+    def add(self, method: str, grid: str, fields: np.ndarray, obs: np.ndarray, keys, sat: np.ndarray | None = None) -> None:
         """Score ``fields`` (T, H, W), (T, 1, H, W) or (T, M, H, W) against ``obs`` (T, H, W), mm/h,
-        of the hours ``keys`` (T,)."""
+        of the hours ``keys`` (T,); ``sat`` (T, h, w, mm/h) stratifies the Brier counts by satellite-dry cells."""
         fcst, ensemble = as_forecast(fields)
         key = (method, grid)
         if key not in self.scores:
             self.scores[key] = MethodScores(ensemble, self.configs[grid])
-        self.scores[key].accum(fcst, obs, keys)
+        self.scores[key].accum(fcst, obs, keys, sat)
 
     def add_reference(self, grid: str, obs: np.ndarray, keys) -> None:
         """The observed fields' mean RAPSD (the denominator of the PSD ratios) and seam ratio (method
@@ -174,6 +186,9 @@ class Scoreboard:
 
     def hourly(self):
         """Per-hour sums of every (method, grid): :func:`precipdiff.verification.hourly_table`."""
+        import pandas as pd
+
         stats = {key: s.hourly for key, s in self.scores.items()}
         stats.update({("radar", st): h for st, h in self.hourly_reference.items()})
-        return v.hourly_table(stats)
+        counts = v.reliability_hourly({key: s.reliability for key, s in self.scores.items()})
+        return pd.concat([v.hourly_table(stats), counts], ignore_index=True) if len(counts) else v.hourly_table(stats)

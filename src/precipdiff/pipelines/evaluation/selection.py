@@ -4,10 +4,13 @@ Pure functions (no MLflow): :func:`decide` is the rule, :func:`selection_decisio
 whole decision dict that :class:`~precipdiff.pipelines.evaluation.registry.ModelSelectionDataset`
 applies to the registry (tags on the candidate versions, then the alias if ``promote``).
 
-The score is the test ``crps_fair`` (mm/h, lower is better) of the full chain at 1 km
-(``diffusion_chain`` vs ``champion_chain``, same hours, same noise seeds). The chain is
-deterministic given its settings and hours, so the champion's score need not be recomputed when its
-version tags hold a score of the same setup (:func:`setup_fingerprint`, tag ``eval.setup``):
+**Nothing is chosen on the test split.** The score is the **validation** ``crps_fair`` (mm/h, lower
+is better) of the full chain at 1 km on ``selection.validation_hours`` evenly spaced validation
+hours (table grid ``validation``: ``diffusion_chain`` vs ``champion_chain``, same hours, same noise
+seeds; :func:`~precipdiff.pipelines.evaluation.nodes.score_selection`). The test scores only go
+to the version tags (``eval.<metric>``), reported, never compared. The chain is deterministic
+given its settings and hours, so the champion's validation score need not be recomputed when its
+version tags hold one of the same setup (:func:`setup_fingerprint`, tag ``eval.validation_setup``):
 :func:`tagged_score` returns it.
 """
 
@@ -55,8 +58,8 @@ def decide(mode: str, candidate: float, champion: float | None, same_models: boo
 
 
 def setup_fingerprint(hours: pd.DataFrame, params: dict) -> str:
-    """Hash of everything a chain score depends on besides the models: the hours (keys and radar
-    means, so changed data count), ``evaluation.chain``, the clip rate and the selection metric."""
+    """Hash of everything a chain score depends on besides the models: the (validation) hours (keys
+    and radar means, so changed data count), ``evaluation.chain``, the clip rate and the selection metric."""
     payload = {"hours": [int(k) for k in hours["hour_key"]],
                "radar_mm_h": [round(float(x), 4) for x in hours["radar_mean_mm_h"]],
                "chain": params["chain"], "max_rate_mm_h": params["scores"]["max_rate_mm_h"],
@@ -69,18 +72,24 @@ def pair_label(versions: dict) -> str:
     return ",".join(f"{stage}={versions[stage]}" for stage in sorted(versions))
 
 
+VALIDATION = "validation"  # the grid of the selection's scores, and the prefix of their tags (eval.validation_*)
+
+
 def tagged_score(tags: dict[str, dict], versions: dict, fingerprint: str, metric: str) -> float | None:
-    """The champion pair's ``eval.<metric>`` if every stage's version carries the score of this very
-    pair (``eval.pair``; a version can be shared by several pairs) with this setup, else None."""
+    """The champion pair's ``eval.validation_<metric>`` if every stage's version carries the score of
+    this very pair (``eval.validation_pair``; a version can be shared by several pairs) with this
+    setup (``eval.validation_setup``), else None."""
     values = set()
     for stage_tags in tags.values():
-        if stage_tags.get("eval.setup") != fingerprint or stage_tags.get("eval.pair") != pair_label(versions):
+        if stage_tags.get(f"eval.{VALIDATION}_setup") != fingerprint \
+                or stage_tags.get(f"eval.{VALIDATION}_pair") != pair_label(versions):
             return None
-        values.add(stage_tags.get(f"eval.{metric}"))
+        values.add(stage_tags.get(f"eval.{VALIDATION}_{metric}"))
     try:
-        return float(values.pop()) if len(values) == 1 else None
+        value = float(values.pop()) if len(values) == 1 else None
     except (TypeError, ValueError):
         return None
+    return value if value is not None and math.isfinite(value) else None
 
 
 def score(metrics: pd.DataFrame, method: str, metric: str, grid: str = "fine") -> float:
@@ -89,28 +98,34 @@ def score(metrics: pd.DataFrame, method: str, metric: str, grid: str = "fine") -
     return float(metrics.loc[sel, "value"].iloc[0]) if sel.any() else math.nan
 
 
-def selection_decision(metrics: pd.DataFrame, candidate_versions: dict, champion: dict, params: dict,
-                       fingerprint: str = "") -> dict:
+def selection_decision(validation: pd.DataFrame, candidate_versions: dict, champion: dict, params: dict,
+                       fingerprint: str = "", reported: pd.DataFrame | None = None) -> dict:
     """The decision and the model-version tags that explain it (JSON-serialisable).
 
-    ``params`` is ``evaluation.selection``; ``fingerprint`` (:func:`setup_fingerprint`) goes to the tags.
+    ``validation``: the selection's scores (grid ``validation``, :func:`~.nodes.score_selection`),
+    the only scores the rule reads; ``reported``: the test metrics, copied to the tags
+    (``eval.<m>`` for ``tag_metrics``) and nothing else. ``params`` is ``evaluation.selection``;
+    ``fingerprint`` (:func:`setup_fingerprint` of the validation hours) goes to the tags.
     """
     metric, champ_versions = params["metric"], dict(champion["versions"])
     has_champion = all(v is not None for v in champ_versions.values())
     same = has_champion and candidate_versions == champ_versions
-    cand = score(metrics, "diffusion_chain", metric)
-    champ = cand if same else score(metrics, "champion_chain", metric)
+    cand = score(validation, "diffusion_chain", metric, VALIDATION)
+    champ = cand if same else score(validation, "champion_chain", metric, VALIDATION)
     promote, reason = decide(params["mode"], cand, champ if has_champion else None, same,
                              float(params.get("min_improvement", 0.0)))
     if promote and any(v is None for v in candidate_versions.values()):
         promote, reason = False, f"the evaluated models are not registered ({candidate_versions})"
-    tags = {f"eval.{m}": _fmt(score(metrics, "diffusion_chain", m)) for m in params["tag_metrics"]}
-    reused = score(metrics, "champion_chain", "score_reused_from_tags") == 1.0
-    tags.update({"eval.setup": fingerprint, "eval.pair": pair_label(candidate_versions),
-                 f"eval.champion_{metric}": _fmt(champ if has_champion else math.nan),
+    test = reported if reported is not None else validation.iloc[:0]
+    tags = {f"eval.{m}": _fmt(score(test, "diffusion_chain", m)) for m in params["tag_metrics"]}  # test: reported
+    reused = score(validation, "champion_chain", "score_reused_from_tags", VALIDATION) == 1.0
+    if math.isfinite(cand):  # the candidate's validation score, for reuse when it is the champion
+        tags.update({f"eval.{VALIDATION}_setup": fingerprint, f"eval.{VALIDATION}_pair": pair_label(candidate_versions),
+                     f"eval.{VALIDATION}_{metric}": _fmt(cand)})
+    tags.update({f"eval.champion_{VALIDATION}_{metric}": _fmt(champ if has_champion else math.nan),
                  "eval.champion_versions": str(champ_versions), "eval.decision": "promoted" if promote else "kept",
                  "eval.reason": reason})
-    return {"alias": champion["alias"], "mode": params["mode"], "metric": metric, "grid": "fine",
+    return {"alias": champion["alias"], "mode": params["mode"], "metric": metric, "grid": VALIDATION,
             "promote": promote, "reason": reason, "candidate": {"versions": candidate_versions, "score": cand},
             "champion": {"versions": champ_versions, "score": champ if has_champion else None,
                          "score_from": "same models" if same else "version tags" if reused else "re-scored"},

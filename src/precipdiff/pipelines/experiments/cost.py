@@ -24,7 +24,7 @@ from precipdiff.baselines import QuantileMapping
 from precipdiff.datasets.metrics import metric_history
 from precipdiff.inference.chain import ChainSettings
 from precipdiff.pipelines.evaluation import methods
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.model_card import TrainedModel
 
 log = logging.getLogger(__name__)
 EARTH_RADIUS_KM = 6371.0
@@ -104,7 +104,7 @@ def measure_cost(coarse: xr.Dataset, fine: xr.Dataset, hours: pd.DataFrame, base
 
 
 def _train_seconds(*models: TrainedModel) -> float:
-    return float(sum(m.info.get("train_seconds", np.nan) for m in models))
+    return float(sum(np.nan if m.card.train_seconds is None else m.card.train_seconds for m in models))
 
 
 def cost_metrics(cost: pd.DataFrame) -> dict:

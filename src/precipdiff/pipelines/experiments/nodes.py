@@ -14,7 +14,7 @@ import pandas as pd
 
 from precipdiff.datasets.metrics import metric_history
 from precipdiff.reporting.labels import column_name
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.model_card import TrainedModel
 from precipdiff.verification import select
 
 KEYS = ["grid", "metric", "threshold", "scale"]
@@ -67,8 +67,8 @@ def with_validation_scores(metrics: pd.DataFrame, correction: TrainedModel, down
     without looking at the test split (:func:`precipdiff.pipelines.residual_training.select_sampler`)."""
     rows = []
     for model in (correction, downscaling):
-        scores = model.info.get("sampler_selection", {})
-        rows += [{"method": "diffusion_chain", "grid": f"validation_{model.info['stage']}", "metric": k,
+        scores = model.card.sampler_selection
+        rows += [{"method": "diffusion_chain", "grid": f"validation_{model.card.stage}", "metric": k,
                   "threshold": np.nan, "scale": np.nan, "value": float(scores[k])} for k in VALIDATION_SCORES
                  if k in scores]
     return pd.concat([metrics, pd.DataFrame(rows)], ignore_index=True) if rows else metrics

@@ -82,7 +82,8 @@ def _retrained(own_data: bool = False, arm: str = "retrained", overrides: str = 
         params = f"{arm}_{stage}_training_params"
         parts.append(Pipeline([node(override_params, [f"params:{stage}_training", f"params:{overrides}.{stage}_training"],
                                     params, name=params)]))
-        data = {**{d: OWN[d] for d in PAIRS[stage][1]}, "patches": OWN[PATCHES[stage]]} if own_data else None
+        data = {**{d: OWN[d] for d in PAIRS[stage][1]}, "patches": OWN[PATCHES[stage]],
+                "ingestion": "ingestion_params"} if own_data else None
         parts.append(residual_training_pipeline(stage, namespace=f"{arm}.{stage}", params=params, data=data,
                                                 diffusion_only=True))
     return sum(parts, Pipeline([]))

@@ -8,10 +8,10 @@ skipping the hours already written (``precipdiff.inference.output``). Every chec
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -23,18 +23,46 @@ import precipdiff
 from precipdiff.data import transforms
 from precipdiff.data.contract import RESOLUTION, VARIABLE, axis, snap_box
 from precipdiff.datasets.metrics import metric_history
-from precipdiff.inference.chain import (SAMPLER_KEYS, ChainSettings, hour_keys, pick_device, resolved_precision,
-                                        run_chain)
+from precipdiff.inference.chain import ChainSettings, hour_keys, run_chain
 from precipdiff.inference.datasets import SatelliteFiles
 from precipdiff.inference.inputs import InputError, check_hours
-from precipdiff.inference.output import EnsembleJob, hour_dataset, with_clip_counts
-from precipdiff.training.artifact import TrainedModel
+from precipdiff.inference.output import PRODUCT_VERSION, EnsembleJob, hour_dataset, with_clip_counts
+from precipdiff.model_card import TrainedModel
+from precipdiff.nn.sampling import pick_device, resolved_precision
 
 log = logging.getLogger(__name__)
 
 
-class OutOfDomainWarning(UserWarning):
-    """The requested box leaves the region a (regional) model was trained on."""
+NOTES_ATTR = "precipdiff_notes"  # global attribute: what a user must know about this output, one line each
+
+
+def real_input(satellite: xr.Dataset) -> bool:
+    """True for IMERG files and for a canonical NetCDF not simulated by precipdiff (its ``source``)."""
+    if satellite.attrs.get("input_kind") == "IMERG":
+        return True
+    source = str(satellite[VARIABLE].attrs.get("source", "")).lower()
+    return not ("precipdiff" in source and ("simulated" in source or "synthetic" in source))
+
+
+def training_notes(satellite: xr.Dataset, correction: TrainedModel, downscaling: TrainedModel,
+                   allow_synthetic: bool) -> list[str]:
+    """One line per thing the user must know: a model trained on synthetic data applied to a real
+    input (refused with :class:`ValueError` unless ``allow_synthetic``), a box outside a model's
+    training domain."""
+    notes, real = [], real_input(satellite)
+    for model in (correction, downscaling):
+        trained_on = model.card.provenance
+        if real and trained_on.synthetic:
+            line = (f"{model.name} was trained on {trained_on.describe()}, and the input is real "
+                    f"({satellite.attrs.get('input_kind', 'satellite data')})")
+            if not allow_synthetic:
+                raise ValueError(f"inference: {line}: refused, its output would not be trustworthy; pass "
+                                 "--allow-synthetic-models (inference.allow_synthetic_models: true) to run it anyway")
+            notes.append(line + " (allowed by --allow-synthetic-models)")
+        outside = outside_domain(satellite["lat"].values, satellite["lon"].values, model)
+        if outside:
+            notes.append(outside)
+    return notes
 
 
 def check_parameters(params: Mapping) -> None:
@@ -84,8 +112,9 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
     """The job the output dataset runs hour by hour: chain, probabilities, provenance, signature."""
     transform = _check_models(correction, downscaling)
     lat_c, lon_c = satellite["lat"].values, satellite["lon"].values
-    for model in (correction, downscaling):
-        warn_outside_domain(lat_c, lon_c, model)
+    notes = training_notes(satellite, correction, downscaling, bool(params.get("allow_synthetic_models", False)))
+    for line in notes:
+        log.warning("inference: %s", line)
     settings = ChainSettings.from_params(params.get("chain"), "inference.chain")
     deterministic = all(m.model.objective == "regression" for m in (correction, downscaling))
     seeds = settings.seeds()[:1] if deterministic else settings.seeds()  # as run_chain: one member
@@ -113,6 +142,8 @@ def plan_ensemble(satellite: xr.Dataset, correction: TrainedModel, downscaling: 
     signature = _signature(correction, downscaling, settings, seeds, thresholds, lat_c, lon_c, params)
     attrs = provenance(signature, satellite) | {"device": str(pick_device(settings.device)),
                                                  "batch_size": settings.batch_size}  # bit-exact regeneration
+    attrs |= trained_on_attrs(correction, downscaling) | {NOTES_ATTR: "\n".join(notes) or "none",
+                                                          "outside_training_domain": _yes(notes, "leaves the training")}
     return EnsembleJob(pd.DatetimeIndex(satellite["time"].values), compute, signature, attrs,
                        int(params.get("hours_per_chunk", 1)),
                        bool(params.get("progress", True)))
@@ -133,58 +164,66 @@ def ensemble_metrics(ensemble: xr.Dataset) -> dict:
 def _check_models(correction: TrainedModel, downscaling: TrainedModel) -> str:
     """The common intensity transform; the models must be a correction and a downscaling model."""
     for model, stage in ((correction, "correction"), (downscaling, "downscaling")):
-        if model.info.get("stage") != stage:
-            raise ValueError(f"inference.{stage}_model: {_name(model)} is a {model.info.get('stage')!r} model; "
+        if model.card.stage != stage:
+            raise ValueError(f"inference.{stage}_model: {model.name} is a {model.card.stage!r} model; "
                              f"expected a {stage} model")
-    if correction.info.get("transform") != downscaling.info.get("transform"):
+    if correction.card.transform != downscaling.card.transform:
         raise ValueError(f"inference: the models use different intensity transforms "
-                         f"({correction.info.get('transform')!r} vs {downscaling.info.get('transform')!r})")
-    return correction.info.get("transform", "log1p")
+                         f"({correction.card.transform!r} vs {downscaling.card.transform!r})")
+    return correction.card.transform
 
 
-def warn_outside_domain(lat: np.ndarray, lon: np.ndarray, model: TrainedModel) -> bool:
-    """Warn (:class:`OutOfDomainWarning`) if the 0.1° cells ``lat × lon`` leave the model's training domain."""
-    dom = model.info.get("domain")
-    if not dom:
-        return False
+def outside_domain(lat: np.ndarray, lon: np.ndarray, model: TrainedModel) -> str | None:
+    """One line if the 0.1° cells ``lat × lon`` leave the model's training domain, else None."""
+    dom = model.card.provenance.domain
+    if dom is None:
+        return None
     tol = RESOLUTION["satellite"] / 2 + 1e-6  # training domains are given by cell centres
-    inside = (lat.min() >= dom["lat_min"] - tol and lat.max() <= dom["lat_max"] + tol
-              and lon.min() >= dom["lon_min"] - tol and lon.max() <= dom["lon_max"] + tol)
-    if not inside:
-        warnings.warn(
-            f"inference: the box (cell centres lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}.."
-            f"{lon.max():.2f}) leaves the training domain of {_name(model)} (lat {dom['lat_min']:.2f}.."
-            f"{dom['lat_max']:.2f}, lon {dom['lon_min']:.2f}..{dom['lon_max']:.2f}); PrecipDiff models are "
-            "regional, expect degraded output there", OutOfDomainWarning, stacklevel=2)
-    return not inside
+    inside = (lat.min() >= dom.lat_min - tol and lat.max() <= dom.lat_max + tol
+              and lon.min() >= dom.lon_min - tol and lon.max() <= dom.lon_max + tol)
+    if inside:
+        return None
+    return (f"the box (cell centres lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}..{lon.max():.2f}) "
+            f"leaves the training domain of {model.name} (lat {dom.lat_min:.2f}..{dom.lat_max:.2f}, "
+            f"lon {dom.lon_min:.2f}..{dom.lon_max:.2f}); PrecipDiff models are regional, expect degraded output there")
 
 
-def _name(model: TrainedModel) -> str:
-    reg = model.info.get("registered") or {}
-    return f"{reg.get('name', model.info.get('stage', 'model'))} v{reg.get('version', '?')}"
+def trained_on_attrs(correction: TrainedModel, downscaling: TrainedModel) -> dict:
+    """``<stage>_training_data`` (one line), ``_training_source``, ``_training_regions``,
+    ``_training_period`` (ISO 8601 interval), ``_training_box`` and ``_training_data_fingerprint``
+    of both models (global attributes), from their model cards."""
+    out = {}
+    for stage, model in (("correction", correction), ("downscaling", downscaling)):
+        p = model.card.provenance
+        out |= {f"{stage}_training_data": p.describe(), f"{stage}_training_source": p.source or "unknown",
+                f"{stage}_training_regions": ",".join(p.regions) or "none",
+                f"{stage}_training_period": "unknown" if not p.period else "/".join(p.period),
+                f"{stage}_training_box": json.dumps(None if p.domain is None else dataclasses.asdict(p.domain)),
+                f"{stage}_training_data_fingerprint": p.data_fingerprint or "unknown"}
+    return out
 
 
-def _sampler(model: TrainedModel, settings: ChainSettings) -> dict:
-    merged = {**model.info.get("sampler", {}), **(settings.sampler or {})}
-    return {k: merged[k] for k in SAMPLER_KEYS if k in merged}
+def _yes(notes: list[str], marker: str) -> str:
+    return "yes" if any(marker in n for n in notes) else "no"
 
 
 def _signature(correction, downscaling, settings: ChainSettings, seeds, thresholds, lat, lon, params) -> dict:
     """Every setting that changes the numbers of an hour (compared on re-runs)."""
     def model(m: TrainedModel) -> dict:
-        reg = m.info.get("registered") or {}
-        return {"name": reg.get("name"), "version": reg.get("version"), "run_id": reg.get("run_id")}
+        reg = m.registered
+        return {"name": reg and reg.name, "version": reg and reg.version, "run_id": reg and reg.run_id}
 
     return {
         "correction": model(correction), "downscaling": model(downscaling),
-        "correction_sampler": _sampler(correction, settings), "downscaling_sampler": _sampler(downscaling, settings),
+        "correction_sampler": correction.card.sampler_setting(settings.sampler),
+        "downscaling_sampler": downscaling.card.sampler_setting(settings.sampler),
         "member_seeds": list(seeds), "thresholds_mm_h": thresholds,
         "lat_sat": [round(float(lat[0]), 6), round(float(lat[-1]), 6), int(lat.size)],
         "lon_sat": [round(float(lon[0]), 6), round(float(lon[-1]), 6), int(lon.size)],
         "tile": settings.tile, "overlap": settings.overlap,
         "precision": resolved_precision(pick_device(settings.device), settings.precision),
         "max_rate_mm_h": params.get("max_rate_mm_h"), "max_output_rate_mm_h": params.get("max_output_rate_mm_h"),
-        "precipdiff_version": precipdiff.__version__,
+        "precipdiff_version": precipdiff.__version__, "product_version": PRODUCT_VERSION,
     }
 
 
