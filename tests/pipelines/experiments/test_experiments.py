@@ -169,3 +169,20 @@ def test_experiment_metrics_are_in_the_mlflow_run(experimented):
     assert any(k.startswith("experiments.ablation.downscaling_only.downscaling_diffusion.crps_fair") for k in keys)
     assert "experiments.cost.diffusion_chain.us_per_km2_member" in keys
     assert "experiments.season.shifted.qm_bilinear.rmse" in keys
+
+
+def test_two_identical_runs_choose_the_same_samplers_and_give_the_same_metrics(experimented, tmp_path_factory):
+    """The evaluation tests' tiny project and this module's ran the same command (`kedro run --env test
+    --pipelines=training,evaluation`) in two fresh folders: the choices and the figures must agree (#22)."""
+    from tests.pipelines.evaluation.evaluated_project import build_evaluated_project
+
+    other = build_evaluated_project(tmp_path_factory)
+    for stage in ("correction", "downscaling"):
+        a, b = (pd.read_csv(p / f"data/08_reporting/{stage}_sampler_selection.csv").drop(columns="seconds")
+                for p in (experimented, other))
+        pd.testing.assert_frame_equal(a, b)
+    a, b = (pd.read_parquet(p / "data/08_reporting/metrics.parquet") for p in (experimented, other))
+    a, b = (t[t.grid != "cost"].reset_index(drop=True) for t in (a, b))  # wall-clock timings differ
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(*(pd.read_parquet(p / "data/08_reporting/intervals.parquet")
+                                    for p in (experimented, other)))

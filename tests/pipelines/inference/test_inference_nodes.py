@@ -52,6 +52,21 @@ def test_box_outside_the_training_domain_is_a_note_and_an_attribute_and_computes
     assert list(job.hours) == list(HOURS) and len(job.signature["member_seeds"]) == 2
 
 
+def test_the_note_says_what_leaving_the_domain_implies_for_what_the_model_conditions_on():
+    """#21: a model that reads lat/lon extrapolates in location outside its box; one that does not is
+    applying its training regions' weather, and the note says which."""
+    import dataclasses
+
+    from precipdiff.model_card import Conditioning
+
+    located = pixel_model("correction")
+    assert located.card.conditioning.static_channels == ("lat", "lon")
+    assert "takes lat and lon as inputs" in nodes.conditioning_implication(located)
+    free = dataclasses.replace(located, card=dataclasses.replace(located.card, conditioning=Conditioning(())))
+    line = nodes.conditioning_implication(free)
+    assert "no location inputs" in line and "lat" not in line
+
+
 def _imerg_input(tmp_path) -> xr.Dataset:
     lat, lon = grid_for_box({"lat_min": 46.9, "lat_max": 47.5, "lon_min": -122.5, "lon_max": -122.0}, "satellite")
     write_hours(tmp_path, HOURS, lat, lon, [np.ones((lat.size, lon.size))] * len(HOURS))

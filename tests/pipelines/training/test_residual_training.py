@@ -36,10 +36,14 @@ def test_correction_pairs_residual_and_static_channels(inputs):
 
 def test_the_card_records_the_ingestion_source_and_region(inputs):
     coarse, _ = inputs
+    coarse = coarse.assign_coords(region=("sample", ["montana"] * 3))  # the one box of region montana
     pairs = rt.correction_pairs(coarse, {"static_channels": []}, {"source": "files", "region": "montana"})
     card = rt.model_card(pairs, {"stage": "correction", "sampler": {}, "residual_base": "input"}, "edm")
     assert card.provenance.source == "files" and card.provenance.regions == ("montana",)
-    assert card.provenance.period == ("2022-01-01T00:00Z", "2022-01-01T01:00Z") and not card.provenance.synthetic
+    assert card.provenance.period == ("2022-10-01T01:00Z", "2022-10-01T02:00Z") and not card.provenance.synthetic
+    unnamed = rt.model_card(rt.correction_pairs(inputs[0], {"static_channels": []}), {"stage": "correction",
+                            "sampler": {}, "residual_base": "input"}, "edm")
+    assert unnamed.provenance.regions == () and "box" in unnamed.provenance.describe()  # no region: its box
     assert "real files" in card.provenance.describe() and "montana" in card.provenance.describe()
 
 

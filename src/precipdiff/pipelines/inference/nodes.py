@@ -185,7 +185,18 @@ def outside_domain(lat: np.ndarray, lon: np.ndarray, model: TrainedModel) -> str
         return None
     return (f"the box (cell centres lat {lat.min():.2f}..{lat.max():.2f}, lon {lon.min():.2f}..{lon.max():.2f}) "
             f"leaves the training domain of {model.name} (lat {dom.lat_min:.2f}..{dom.lat_max:.2f}, "
-            f"lon {dom.lon_min:.2f}..{dom.lon_max:.2f}); PrecipDiff models are regional, expect degraded output there")
+            f"lon {dom.lon_min:.2f}..{dom.lon_max:.2f}); {conditioning_implication(model)}")
+
+
+def conditioning_implication(model: TrainedModel) -> str:
+    """What leaving the training domain means for a model, given what it conditions on (#21)."""
+    location = [c for c in model.card.conditioning.static_channels if c in ("lat", "lon")]
+    if location:
+        return (f"it takes {' and '.join(location)} as inputs, so there it extrapolates in location, not in "
+                f"weather: expect degraded output (retrain without location channels to transfer)")
+    return ("it conditions on the fields alone (no location inputs), so it applies what it learned "
+            "from its training regions' weather; docs/experiments.md (held_out) gives the cost measured "
+            "on regions held out of training")
 
 
 def trained_on_attrs(correction: TrainedModel, downscaling: TrainedModel) -> dict:
