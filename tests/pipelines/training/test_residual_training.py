@@ -159,3 +159,18 @@ def test_diffusion_only_template_trains_the_regression_only_as_a_base(inputs):
     stand_in, history = rt.train_base_regression(pairs, pd.DataFrame(), {"stage": "correction",
                                                                         "regression": {"enabled": True}})
     assert not stand_in.enabled and history == {}  # residual_base input: nothing trained
+
+
+def test_the_regression_base_is_predicted_only_where_training_reads_it():
+    """The residual left by the regression is computed for the train and validation box-hours only
+    (the test ones are never read by training): NaN there, the same values as a full prediction elsewhere."""
+    from tests.inference.chain_models import unet_model
+
+    regression = unet_model("downscaling", seed=1, objective="regression")
+    cond = np.random.default_rng(0).random((5, 3, 8, 8), dtype=np.float32)
+    where = np.array([True, False, True, True, False])
+    full = rt.predict_residual(regression, cond, batch=2)
+    some = rt.predict_residual(regression, cond, batch=2, where=where)
+    assert np.isfinite(full).all() and np.isnan(some[~where]).all()
+    np.testing.assert_allclose(some[where], full[where], atol=1e-2)  # bf16: batches of other hours
+    assert np.abs(full).max() > 0
