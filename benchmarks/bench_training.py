@@ -7,6 +7,11 @@ precision, and peak resident memory (``ru_maxrss``); plus the sampling cost of o
 
     .venv/bin/python benchmarks/bench_training.py            # all profiles (a few minutes on 2 cores)
     .venv/bin/python benchmarks/bench_training.py --quick    # CPU profile only, fewer steps
+    .venv/bin/python benchmarks/bench_training.py --gpu-tflops 125   # only the derived GPU time per 1k steps
+
+The GPU time is derived, not measured (no GPU here): training FLOPs per optimizer step of the
+``--env gpu`` profile (3 × the counted forward FLOPs × its batch) over an assumed sustained
+throughput (``--gpu-tflops``; 125 TFLOP/s is 40 % of an A100's 312 TFLOP/s dense bf16 peak).
 """
 
 from __future__ import annotations
@@ -31,6 +36,21 @@ PROFILES = {
     "paper": {"unet": {"base_channels": 128, "channel_mult": [1, 2, 2, 4], "attn_levels": [3]}, "patch": 128,
               "batch": 2},
 }
+# conf/gpu/parameters_training.yml: the U-Net, and per stage its patch (cells) and global batch
+GPU_UNET = {"base_channels": 128, "channel_mult": [1, 2, 2, 4], "num_res_blocks": 2, "attn_levels": [3]}
+GPU_STAGES = {"correction": {"patch": 32, "batch": 64}, "downscaling": {"patch": 128, "batch": 32}}
+GPU_STEPS = 100 * 500  # epochs × steps_per_epoch of the profile, per network (regression and diffusion)
+
+
+def gpu_estimate(tflops: float) -> None:
+    """Derived seconds per 1k optimizer steps of each stage of the GPU profile at ``tflops`` sustained."""
+    print(f"GPU profile, derived at {tflops:g} TFLOP/s sustained (training ≈ 3 × forward FLOPs):")
+    for stage, p in GPU_STAGES.items():
+        gflop = forward_gflop(GPU_UNET, p["patch"])
+        per_1k = 3 * gflop * p["batch"] * 1000 / (tflops * 1e3)
+        print(f"  {stage:12} {p['patch']}² × batch {p['batch']}: {gflop:.1f} GFLOP forward per sample, "
+              f"{3 * gflop * p['batch'] * 1000 / 1e6:.2f} PFLOP and {per_1k:.0f} s per 1k steps; "
+              f"{GPU_STEPS:,} steps ≈ {per_1k * GPU_STEPS / 1000 / 3600:.1f} h per network")
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 6) -> float:
@@ -114,7 +134,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="CPU profile only, 3 timed steps")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all)")
+    parser.add_argument("--gpu-tflops", type=float, default=None,
+                        help="only print the GPU profile's derived time per 1k steps at this sustained TFLOP/s")
     args = parser.parse_args()
+    if args.gpu_tflops:
+        gpu_estimate(args.gpu_tflops)
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     steps = 3 if args.quick else args.steps
