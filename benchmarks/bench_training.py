@@ -20,8 +20,10 @@ import argparse
 import os
 import resource
 import time
+from pathlib import Path
 
 import torch
+from kedro.config import OmegaConfigLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from precipdiff.nn import EDMLoss, build_model, model_config
@@ -36,21 +38,26 @@ PROFILES = {
     "paper": {"unet": {"base_channels": 128, "channel_mult": [1, 2, 2, 4], "attn_levels": [3]}, "patch": 128,
               "batch": 2},
 }
-# conf/gpu/parameters_training.yml: the U-Net, and per stage its patch (cells) and global batch
-GPU_UNET = {"base_channels": 128, "channel_mult": [1, 2, 2, 4], "num_res_blocks": 2, "attn_levels": [3]}
-GPU_STAGES = {"correction": {"patch": 32, "batch": 64}, "downscaling": {"patch": 128, "batch": 32}}
-GPU_STEPS = 100 * 500  # epochs × steps_per_epoch of the profile, per network (regression and diffusion)
+REPO = Path(__file__).resolve().parents[1]
 
 
 def gpu_estimate(tflops: float) -> None:
-    """Derived seconds per 1k optimizer steps of each stage of the GPU profile at ``tflops`` sustained."""
+    """Derived seconds per 1k optimizer steps of each stage of the ``--env gpu`` profile (its U-Net, global
+    batch and schedule from ``conf/gpu``, patch sizes from ``preprocessing.patches``) at ``tflops`` sustained."""
+    loader = OmegaConfigLoader(str(REPO / "conf"), base_env="base", default_run_env="gpu",
+                               merge_strategy={"parameters": "soft"})  # as settings.py
+    params = loader["parameters"]
+    patches = {"correction": "coarse", "downscaling": "fine"}
     print(f"GPU profile, derived at {tflops:g} TFLOP/s sustained (training ≈ 3 × forward FLOPs):")
-    for stage, p in GPU_STAGES.items():
-        gflop = forward_gflop(GPU_UNET, p["patch"])
-        per_1k = 3 * gflop * p["batch"] * 1000 / (tflops * 1e3)
-        print(f"  {stage:12} {p['patch']}² × batch {p['batch']}: {gflop:.1f} GFLOP forward per sample, "
-              f"{3 * gflop * p['batch'] * 1000 / 1e6:.2f} PFLOP and {per_1k:.0f} s per 1k steps; "
-              f"{GPU_STEPS:,} steps ≈ {per_1k * GPU_STEPS / 1000 / 3600:.1f} h per network")
+    for stage, grid in patches.items():
+        diffusion = params[f"{stage}_training"]["diffusion"]
+        patch, batch = params["preprocessing"]["patches"][grid]["size"], diffusion["batch_size"]
+        steps = diffusion["epochs"] * diffusion["steps_per_epoch"]
+        gflop = forward_gflop(diffusion["model"], patch)
+        per_1k = 3 * gflop * batch * 1000 / (tflops * 1e3)
+        print(f"  {stage:12} {patch}² × batch {batch}: {gflop:.1f} GFLOP forward per sample, "
+              f"{3 * gflop * batch * 1000 / 1e6:.2f} PFLOP and {per_1k:.0f} s per 1k steps; "
+              f"{steps:,} steps ≈ {per_1k * steps / 1000 / 3600:.1f} h per network")
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 6) -> float:
